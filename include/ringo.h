@@ -1,0 +1,181 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
+/*
+ * ringo: Go's concurrency model for C on Linux.
+ *
+ * Goroutines (G) run on OS threads (M) that hold logical processors (P). The
+ * scheduler follows Go's runtime/proc.go: per-P lock-free run queues with a
+ * runnext slot, a global queue, work stealing and spinning threads.
+ *
+ * Conventions:
+ *  - Functions that can fail return 0 (or a non-negative value) on success and
+ *    -errno on failure; they never set errno.
+ *  - What Go panics on (a broken invariant, such as unlocking an unlocked
+ *    mutex) prints "ringo: fatal: <reason>" with a goroutine dump and aborts.
+ *  - Synchronisation objects are ready to use when zeroed, as in Go. They must
+ *    not be copied after first use.
+ *  - Unless stated otherwise, a function that may block must be called from a
+ *    goroutine (inside rg_run); it parks the goroutine, never the thread.
+ */
+#ifndef RINGO_H
+#define RINGO_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Default goroutine stack size; RINGO_STACK_SIZE in the environment overrides it. */
+#define RG_STACK_SIZE_DEFAULT (64u * 1024u)
+
+/* ---------------------------------------------------------------------------
+ * Runtime and goroutines
+ * ------------------------------------------------------------------------- */
+
+/*
+ * rg_run - start the runtime and run main_fn(arg) as the main goroutine.
+ *
+ * The calling thread becomes the runtime's first M. Returns 0 when main_fn
+ * returns; goroutines still alive then are abandoned, as when a Go main
+ * returns (their stacks are reclaimed once no thread runs them). May be called
+ * again later in the same process, but not from inside a goroutine.
+ *
+ * Returns -EINVAL if main_fn is NULL, -EBUSY if called from a goroutine or
+ * while another rg_run is active, -ENOMEM or -EAGAIN if the runtime cannot get
+ * memory or threads.
+ *
+ * Environment: RINGO_MAXPROCS (see rg_maxprocs), RINGO_STACK_SIZE (bytes,
+ * rounded up to pages, at least 16 KiB).
+ */
+int rg_run(void (*main_fn)(void *arg), void *arg);
+
+/*
+ * rg_go - start fn(arg) in a new goroutine (Go's `go fn(arg)`).
+ *
+ * The new goroutine is placed in the current P's runnext slot, so it runs
+ * soon and on the same P unless another P steals it. Returns 0, -EINVAL if
+ * fn is NULL, -EPERM outside rg_run, or -ENOMEM when no stack can be had
+ * (memory, address space or mappings exhausted); nothing is started then.
+ */
+int rg_go(void (*fn)(void *arg), void *arg);
+
+/*
+ * rg_yield - let other goroutines run (Go's runtime.Gosched). The caller goes
+ * to the global run queue and resumes later. A no-op outside a goroutine.
+ */
+void rg_yield(void);
+
+/* rg_goid - the calling goroutine's id (the main goroutine is 1), 0 outside a goroutine. */
+uint64_t rg_goid(void);
+
+/* rg_num_goroutines - goroutines that exist now (runnable, running or waiting); 0 outside rg_run. */
+long rg_num_goroutines(void);
+
+/*
+ * rg_maxprocs - set GOMAXPROCS, the number of Ps, when n > 0; only read it
+ * when n <= 0. Returns the previous value. Before rg_run the value set here is
+ * used by the next rg_run; inside rg_run the change applies at once (Ps are
+ * added or retired, their queued goroutines moved to the global queue).
+ *
+ * The default is the number of CPUs in the process's affinity mask, capped by
+ * the cgroup v2 cpu.max quota (rounded up), as Go 1.25 does. RINGO_MAXPROCS in
+ * the environment overrides the default. Values above 1024 are clamped.
+ */
+int rg_maxprocs(int n);
+
+/* Per-P scheduler counters, for observation and tests. */
+struct rg_pstats {
+	uint64_t schedtick;  /* goroutines started on this P (runnext chains count once, as Go's) */
+	uint64_t runs;       /* every goroutine start on this P, runnext included */
+	uint64_t steals;     /* successful steals by this P from other Ps */
+	uint64_t stolen;     /* goroutines this P took by stealing */
+	uint64_t global_get; /* goroutines this P took from the global queue */
+	uint32_t runq_len;   /* goroutines in the local ring now (runnext excluded) */
+};
+
+/*
+ * rg_p_stats - copy P number p's counters into *out. Returns 0, -EINVAL for a
+ * bad p or NULL out, -ESRCH outside rg_run. Counters survive until rg_run returns.
+ */
+int rg_p_stats(int p, struct rg_pstats *out);
+
+/* rg_current_p - the number of the P running the caller, or -1 outside a goroutine. */
+int rg_current_p(void);
+
+/* ---------------------------------------------------------------------------
+ * sync: Mutex, WaitGroup, Once (Go's sync package)
+ * ------------------------------------------------------------------------- */
+
+/*
+ * rg_mutex - a mutual exclusion lock that parks goroutines, not threads.
+ * Go's sync.Mutex: a short spin, then park; starvation mode hands the lock
+ * directly to the oldest waiter after it waited more than 1 ms.
+ * Zero value: unlocked.
+ */
+typedef struct rg_mutex {
+	int32_t state;
+	uint32_t sema;
+} rg_mutex;
+
+#define RG_MUTEX_INIT {0, 0}
+
+/* rg_mutex_lock - lock m, parking the goroutine while another holds it. */
+void rg_mutex_lock(rg_mutex *m);
+
+/* rg_mutex_trylock - lock m if it is free right now; true when locked. Never blocks. */
+bool rg_mutex_trylock(rg_mutex *m);
+
+/*
+ * rg_mutex_unlock - unlock m. Any goroutine may unlock (the lock is not tied to
+ * its owner, as in Go). Fatal when m is not locked: "sync: unlock of unlocked mutex".
+ */
+void rg_mutex_unlock(rg_mutex *m);
+
+/*
+ * rg_wg - waits for a collection of goroutines to finish (Go's sync.WaitGroup).
+ * Zero value: counter 0.
+ */
+typedef struct rg_wg {
+	uint64_t state; /* high 32 bits: counter, low 32 bits: waiters */
+	uint32_t sema;
+} rg_wg;
+
+#define RG_WG_INIT {0, 0}
+
+/*
+ * rg_wg_add - add delta (may be negative) to the counter; when it reaches zero
+ * every waiter is released. Fatal when the counter goes negative ("sync:
+ * negative WaitGroup counter") or when Add races with Wait as Go forbids.
+ */
+void rg_wg_add(rg_wg *wg, int delta);
+
+/* rg_wg_done - rg_wg_add(wg, -1). */
+void rg_wg_done(rg_wg *wg);
+
+/* rg_wg_wait - park until the counter is zero. */
+void rg_wg_wait(rg_wg *wg);
+
+/*
+ * rg_once - runs a function exactly once (Go's sync.Once). Zero value: not yet run.
+ */
+typedef struct rg_once {
+	uint32_t done;
+	rg_mutex m;
+} rg_once;
+
+#define RG_ONCE_INIT {0, RG_MUTEX_INIT}
+
+/*
+ * rg_once_do - call fn(arg) if and only if this is the first rg_once_do on
+ * once. Every caller returns only after that one call has returned, so its
+ * effects are visible to all of them (Go's happens-before guarantee).
+ */
+void rg_once_do(rg_once *once, void (*fn)(void *arg), void *arg);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* RINGO_H */

@@ -1,0 +1,43 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
+/*
+ * The architecture interface: everything the scheduler needs from the CPU.
+ * One implementation per arch under runtime/arch/<arch>/ (x86_64 now,
+ * aarch64 later); nothing else in the runtime contains assembly.
+ */
+#ifndef RINGO_ARCH_H
+#define RINGO_ARCH_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/*
+ * rg_arch_switch - save the callee-saved registers and FP control state on
+ * the current stack, store the stack pointer in *save_sp, load load_sp and
+ * resume whatever was saved there. Returns when someone switches back.
+ */
+void rg_arch_switch(void **save_sp, void *load_sp);
+
+/*
+ * rg_arch_stack_init - prepare a fresh stack whose top is `top` (16-byte
+ * aligned) so that switching to the returned stack pointer calls
+ * entry(arg) with a terminated frame chain. entry must never return.
+ */
+void *rg_arch_stack_init(void *top, void (*entry)(void *), void *arg);
+
+/* The frame pointer saved in a switched-out context (for backtraces of parked goroutines). */
+uintptr_t rg_arch_saved_fp(void *saved_sp);
+
+/* The return address a switched-out context will resume at. */
+uintptr_t rg_arch_saved_pc(void *saved_sp);
+
+/* Spin-wait hint (PAUSE on x86). */
+static inline void rg_arch_relax(void)
+{
+#if defined(__x86_64__)
+	__builtin_ia32_pause();
+#elif defined(__aarch64__)
+	__asm__ volatile("yield" ::: "memory");
+#endif
+}
+
+#endif /* RINGO_ARCH_H */

@@ -1,0 +1,91 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
+/*
+ * x86_64 goroutine context switch (System V ABI).
+ *
+ * A switched-out context is its stack: from the saved stack pointer up,
+ *
+ *	+0   MXCSR (4 bytes), x87 control word (2 bytes), padding
+ *	+8   r15, r14, r13, r12, rbx, rbp
+ *	+56  return address
+ *
+ * Only callee-saved state is kept: the switch is an ordinary call, so the
+ * compiler already saved everything else. MXCSR and the x87 control word are
+ * callee-saved too (rounding modes, exception masks) and travel with the
+ * goroutine, not the thread.
+ */
+	.text
+
+/* void rg_arch_switch(void **save_sp, void *load_sp) */
+	.globl	rg_arch_switch
+	.hidden	rg_arch_switch
+	.type	rg_arch_switch, @function
+	.p2align 4
+rg_arch_switch:
+	.cfi_startproc
+	pushq	%rbp
+	.cfi_adjust_cfa_offset 8
+	.cfi_rel_offset %rbp, 0
+	movq	%rsp, %rbp		/* keeps the frame chain walkable mid-switch */
+	pushq	%rbx
+	.cfi_adjust_cfa_offset 8
+	.cfi_rel_offset %rbx, 0
+	pushq	%r12
+	.cfi_adjust_cfa_offset 8
+	.cfi_rel_offset %r12, 0
+	pushq	%r13
+	.cfi_adjust_cfa_offset 8
+	.cfi_rel_offset %r13, 0
+	pushq	%r14
+	.cfi_adjust_cfa_offset 8
+	.cfi_rel_offset %r14, 0
+	pushq	%r15
+	.cfi_adjust_cfa_offset 8
+	.cfi_rel_offset %r15, 0
+	subq	$8, %rsp
+	.cfi_adjust_cfa_offset 8
+	stmxcsr	(%rsp)
+	fnstcw	4(%rsp)
+
+	movq	%rsp, (%rdi)
+	movq	%rsi, %rsp
+
+	ldmxcsr	(%rsp)
+	fldcw	4(%rsp)
+	addq	$8, %rsp
+	.cfi_adjust_cfa_offset -8
+	popq	%r15
+	.cfi_adjust_cfa_offset -8
+	popq	%r14
+	.cfi_adjust_cfa_offset -8
+	popq	%r13
+	.cfi_adjust_cfa_offset -8
+	popq	%r12
+	.cfi_adjust_cfa_offset -8
+	popq	%rbx
+	.cfi_adjust_cfa_offset -8
+	popq	%rbp
+	.cfi_adjust_cfa_offset -8
+	ret
+	.cfi_endproc
+	.size	rg_arch_switch, .-rg_arch_switch
+
+/*
+ * First code a new goroutine runs: rg_arch_stack_init left entry in rbx and
+ * its argument in r12. The return address is marked undefined so unwinders
+ * (gdb, perf, libgcc) stop here instead of walking into garbage.
+ */
+	.globl	rg_arch_gstart
+	.hidden	rg_arch_gstart
+	.type	rg_arch_gstart, @function
+	.p2align 4
+rg_arch_gstart:
+	.cfi_startproc
+	.cfi_undefined %rip
+	xorl	%ebp, %ebp
+	movq	%r12, %rdi
+	callq	*%rbx
+	ud2
+	.cfi_endproc
+	.size	rg_arch_gstart, .-rg_arch_gstart
+
+	.section .note.GNU-stack,"",@progbits

@@ -1,0 +1,249 @@
+// SPDX-License-Identifier: BSD-2-Clause
+/*
+ * Fatal errors, the goroutine dump that goes with them, and the handler that
+ * turns a fault in a stack's guard page into "goroutine N stack overflow".
+ */
+#include "fatal.h"
+
+#include <dlfcn.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include "arch.h"
+#include "runtime.h"
+
+#define SIGSTACK_SIZE (64 * 1024)
+#define MAX_FRAMES 32
+
+struct rg_sched *rg_sched_current(void);
+
+static void out(const char *s, size_t n)
+{
+	while (n > 0) {
+		ssize_t w = write(STDERR_FILENO, s, n);
+		if (w <= 0)
+			return;
+		s += w;
+		n -= (size_t)w;
+	}
+}
+
+__attribute__((format(printf, 1, 2))) static void outf(const char *fmt, ...)
+{
+	char buf[512];
+	va_list ap;
+
+	va_start(ap, fmt);
+	int n = vsnprintf(buf, sizeof(buf), fmt, ap);
+	va_end(ap);
+	if (n > 0)
+		out(buf, (size_t)n < sizeof(buf) ? (size_t)n : sizeof(buf) - 1);
+}
+
+static const char *const wait_reasons[WAIT_REASON_COUNT] = {
+	[WAIT_NONE] = "",
+	[WAIT_SEMACQUIRE] = "semacquire",
+	[WAIT_SYNC_MUTEX_LOCK] = "sync.Mutex.Lock",
+	[WAIT_WAITGROUP_WAIT] = "sync.WaitGroup.Wait",
+	[WAIT_PARK_TEST] = "test park",
+};
+
+const char *rg_wait_reason_string(enum rg_wait_reason r)
+{
+	return r < WAIT_REASON_COUNT && wait_reasons[r] ? wait_reasons[r] : "?";
+}
+
+static void print_pc(uintptr_t pc)
+{
+	Dl_info info;
+
+	if (dladdr((void *)pc, &info) && info.dli_fname) {
+		const char *file = strrchr(info.dli_fname, '/');
+		file = file ? file + 1 : info.dli_fname;
+		/* Module offsets feed addr2line even where the symbol is static. */
+		if (info.dli_sname)
+			outf("\t%s+%#lx (%s+%#lx)\n", info.dli_sname,
+			     (unsigned long)(pc - (uintptr_t)info.dli_saddr), file,
+			     (unsigned long)(pc - (uintptr_t)info.dli_fbase));
+		else
+			outf("\t?? (%s+%#lx)\n", file, (unsigned long)(pc - (uintptr_t)info.dli_fbase));
+	} else {
+		outf("\t%#lx\n", (unsigned long)pc);
+	}
+}
+
+/* Walk a frame-pointer chain that must stay within [lo, hi). */
+static void walk_frames(uintptr_t pc, uintptr_t fp, uintptr_t lo, uintptr_t hi)
+{
+	print_pc(pc);
+	for (int i = 0; i < MAX_FRAMES; i++) {
+		if (fp < lo || fp + 2 * sizeof(uintptr_t) > hi || (fp & 7))
+			return;
+		uintptr_t next = ((uintptr_t *)fp)[0];
+		uintptr_t ret = ((uintptr_t *)fp)[1];
+		if (!ret)
+			return;
+		print_pc(ret - 1);
+		if (next <= fp)
+			return;
+		fp = next;
+	}
+}
+
+static const char *status_string(uint32_t st)
+{
+	switch (st) {
+	case G_RUNNABLE:
+		return "runnable";
+	case G_RUNNING:
+		return "running";
+	case G_SYSCALL:
+		return "syscall";
+	case G_WAITING:
+		return "waiting";
+	case G_DEAD:
+		return "dead";
+	default:
+		return "idle";
+	}
+}
+
+static void dump_goroutine(struct rg_g *g, struct rg_g *self)
+{
+	uint32_t st = atomic_load_explicit(&g->status, memory_order_relaxed);
+
+	if (st == G_DEAD || st == G_IDLE)
+		return;
+	if (st == G_WAITING)
+		outf("\ngoroutine %llu [%s]:\n", (unsigned long long)g->goid,
+		     rg_wait_reason_string((enum rg_wait_reason)g->wait_reason));
+	else
+		outf("\ngoroutine %llu [%s]:\n", (unsigned long long)g->goid, status_string(st));
+	if (g == self) {
+		walk_frames((uintptr_t)__builtin_return_address(0),
+			    (uintptr_t)__builtin_frame_address(0), g->stack.limit, g->stack.hi);
+	} else if (st != G_RUNNING && g->sp) {
+		walk_frames(rg_arch_saved_pc(g->sp), rg_arch_saved_fp(g->sp), g->stack.limit,
+			    g->stack.hi);
+	}
+	if (g->fn) {
+		outf("created by goroutine %llu, running\n", (unsigned long long)g->parent_goid);
+		print_pc((uintptr_t)g->fn);
+	}
+}
+
+static void dump_all(void)
+{
+	struct rg_sched *s = rg_sched_current();
+	struct rg_g *self = rg_getg();
+
+	if (!s)
+		return;
+	if (self)
+		dump_goroutine(self, self);
+	/* No lock: the process is dying, and the lock may be held by this thread. */
+	for (size_t i = 0; i < s->nallg; i++)
+		if (s->allg[i] != self)
+			dump_goroutine(s->allg[i], self);
+}
+
+void rg_fatal(const char *fmt, ...)
+{
+	char buf[512];
+	va_list ap;
+
+	va_start(ap, fmt);
+	int n = vsnprintf(buf, sizeof(buf), fmt, ap);
+	va_end(ap);
+	out("ringo: fatal: ", 14);
+	if (n > 0)
+		out(buf, (size_t)n < sizeof(buf) ? (size_t)n : sizeof(buf) - 1);
+	out("\n", 1);
+	dump_all();
+	abort();
+}
+
+static struct sigaction old_segv, old_bus;
+
+static void overflow_handler(int sig, siginfo_t *si, void *uctx)
+{
+	struct rg_m *m = rg_getm();
+	struct rg_g *g = m ? m->curg : NULL;
+
+	if (g && rg_stack_in_guard(&g->stack, (uintptr_t)si->si_addr)) {
+		/* We are on the signal stack: the goroutine's stack is exhausted,
+		 * so report from here and do not walk it. */
+		outf("ringo: fatal: goroutine %llu stack overflow\n", (unsigned long long)g->goid);
+		outf("\ngoroutine %llu [running]:\ncreated by goroutine %llu, running\n",
+		     (unsigned long long)g->goid, (unsigned long long)g->parent_goid);
+		print_pc((uintptr_t)g->fn);
+		struct rg_sched *s = m->sched;
+		for (size_t i = 0; i < s->nallg; i++)
+			if (s->allg[i] != g)
+				dump_goroutine(s->allg[i], NULL);
+		signal(SIGABRT, SIG_DFL);
+		abort();
+	}
+
+	/* Not ours: hand the fault to whoever had it before. */
+	struct sigaction *old = sig == SIGBUS ? &old_bus : &old_segv;
+	if (old->sa_flags & SA_SIGINFO) {
+		if (old->sa_sigaction) {
+			old->sa_sigaction(sig, si, uctx);
+			return;
+		}
+	} else if (old->sa_handler != SIG_DFL && old->sa_handler != SIG_IGN) {
+		old->sa_handler(sig);
+		return;
+	}
+	/* Default action: reinstall it and let the faulting instruction retry. */
+	signal(sig, SIG_DFL);
+}
+
+void rg_fatal_install_handlers(void)
+{
+	static _Atomic bool installed;
+	struct sigaction sa;
+
+	if (atomic_exchange(&installed, true))
+		return;
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_sigaction = overflow_handler;
+	sa.sa_flags = SA_SIGINFO | SA_ONSTACK;
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGSEGV, &sa, &old_segv);
+	sigaction(SIGBUS, &sa, &old_bus);
+}
+
+void *rg_sigstack_alloc(void)
+{
+	stack_t ss;
+	void *p = mmap(NULL, SIGSTACK_SIZE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
+		       -1, 0);
+
+	if (p == MAP_FAILED)
+		return NULL;
+	ss.ss_sp = p;
+	ss.ss_size = SIGSTACK_SIZE;
+	ss.ss_flags = 0;
+	if (sigaltstack(&ss, NULL) != 0) {
+		munmap(p, SIGSTACK_SIZE);
+		return NULL;
+	}
+	return p;
+}
+
+void rg_sigstack_free(void *stack)
+{
+	stack_t ss = {.ss_flags = SS_DISABLE};
+
+	if (!stack)
+		return;
+	sigaltstack(&ss, NULL);
+	munmap(stack, SIGSTACK_SIZE);
+}

@@ -1,0 +1,543 @@
+// SPDX-License-Identifier: BSD-2-Clause
+/*
+ * Goroutines: creation (Go's newproc), exit, park/ready, yield, and the
+ * runtime's lifetime (rg_run). The scheduler loop itself is in sched.c.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "arch.h"
+#include "fatal.h"
+#include "probes.h"
+#include "runq.h"
+#include "runtime.h"
+#include "sanitizer.h"
+
+#define GOID_CACHE_BATCH 16
+#define GFREE_LOCAL_MAX 64 /* then half goes to the shared list */
+
+void rg_sched_wake_all(struct rg_sched *s);
+
+/* The scheduler rg_run is running now, for calls from outside goroutines. */
+static _Atomic(struct rg_sched *) current_sched;
+static int maxprocs_preset; /* rg_maxprocs before rg_run; 0 = default */
+
+int64_t rg_nanotime(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec * 1000000000LL + ts.tv_nsec;
+}
+
+uint32_t rg_fastrand(void)
+{
+	struct rg_m *m = rg_getm();
+	static _Atomic uint64_t shared_seed = 0x2545f4914f6cdd1dull;
+	uint64_t s;
+
+	if (m)
+		s = m->rand += 0xa0761d6478bd642full;
+	else
+		s = atomic_fetch_add_explicit(&shared_seed, 0xa0761d6478bd642full,
+					      memory_order_relaxed);
+	/* wyrand: one multiply, good enough for victim choice and stack offsets. */
+	__uint128_t t = (__uint128_t)s * (s ^ 0xe7037ed1a0b428dbull);
+	return (uint32_t)((t >> 64) ^ t);
+}
+
+uint32_t rg_fastrandn(uint32_t n)
+{
+	/* Lemire's multiply-shift: no division, negligible bias for small n. */
+	return (uint32_t)(((uint64_t)rg_fastrand() * n) >> 32);
+}
+
+/* ---- free goroutines (a dead G keeps its stack) ---- */
+
+void rg_gfput(struct rg_sched *s, struct rg_p *p, struct rg_g *g)
+{
+	g->schedlink = p->gfree;
+	p->gfree = g;
+	if (++p->gfreecnt < GFREE_LOCAL_MAX)
+		return;
+	rg_lock(&s->gfree_lock);
+	while (p->gfreecnt > GFREE_LOCAL_MAX / 2) {
+		struct rg_g *x = p->gfree;
+		p->gfree = x->schedlink;
+		p->gfreecnt--;
+		x->schedlink = s->gfree;
+		s->gfree = x;
+		s->gfreecnt++;
+	}
+	rg_unlock(&s->gfree_lock);
+}
+
+static struct rg_g *gfget(struct rg_sched *s, struct rg_p *p)
+{
+	if (!p->gfree && s->gfreecnt > 0) {
+		rg_lock(&s->gfree_lock);
+		while (p->gfreecnt < GFREE_LOCAL_MAX / 2 && s->gfree) {
+			struct rg_g *x = s->gfree;
+			s->gfree = x->schedlink;
+			s->gfreecnt--;
+			x->schedlink = p->gfree;
+			p->gfree = x;
+			p->gfreecnt++;
+		}
+		rg_unlock(&s->gfree_lock);
+	}
+	struct rg_g *g = p->gfree;
+	if (g) {
+		p->gfree = g->schedlink;
+		p->gfreecnt--;
+		g->schedlink = NULL;
+	}
+	return g;
+}
+
+/* A new G with a fresh stack, registered for dumps. */
+static struct rg_g *malg(struct rg_sched *s)
+{
+	struct rg_stack st;
+	struct rg_g *g;
+
+	if (rg_stack_alloc(&s->stacks, sizeof(*g), &st, (void **)&g) != 0)
+		return NULL;
+	g->stack = st;
+	g->sched = s;
+
+	rg_lock(&s->allg_lock);
+	if (s->nallg == s->capallg) {
+		size_t cap = s->capallg ? s->capallg * 2 : 1024;
+		struct rg_g **a = realloc(s->allg, cap * sizeof(*a));
+		if (!a) {
+			rg_unlock(&s->allg_lock);
+			/* The slot stays carved but unused; memory is short anyway. */
+			return NULL;
+		}
+		s->allg = a;
+		s->capallg = cap;
+	}
+	s->allg[s->nallg++] = g;
+	rg_unlock(&s->allg_lock);
+	return g;
+}
+
+static uint64_t newgoid(struct rg_sched *s, struct rg_p *p)
+{
+	if (p->goidcache == p->goidcacheend) {
+		p->goidcache = atomic_fetch_add_explicit(&s->goidgen, GOID_CACHE_BATCH,
+							 memory_order_relaxed) + 1;
+		p->goidcacheend = p->goidcache + GOID_CACHE_BATCH;
+	}
+	return p->goidcache++;
+}
+
+/* ---- switching between a goroutine and its M's g0 ---- */
+
+/* Hand the running goroutine to g0 with m->op set; returns when it runs again. */
+static void gswitch_to_g0(struct rg_m *m, struct rg_g *g)
+{
+	g->saved_errno = errno;
+	rg_asan_start_switch(m->op == SWITCH_EXIT ? NULL : (void **)&g->asan_fake_stack,
+			     m->g0_stack_lo, m->g0_stack_size);
+	rg_tsan_switch_to(m->tsan_g0_fiber);
+	rg_arch_switch(&g->sp, m->g0_sp);
+	/* Resumed, perhaps on another M: m is stale from here on. */
+	rg_asan_finish_switch((void *)g->asan_fake_stack);
+	errno = g->saved_errno;
+}
+
+__attribute__((noreturn)) static void goexit(struct rg_g *g)
+{
+	struct rg_m *m = rg_getm();
+
+	m->op = SWITCH_EXIT;
+	gswitch_to_g0(m, g);
+	rg_fatal("dead goroutine %llu resumed", (unsigned long long)g->goid);
+}
+
+static void gstart(void *arg)
+{
+	struct rg_g *g = arg;
+
+	rg_asan_finish_switch(NULL);
+	errno = 0;
+	g->fn(g->arg);
+	goexit(g);
+}
+
+/* Prepare g to run fn(arg) from the top of its stack. */
+static void ginit(struct rg_sched *s, struct rg_p *p, struct rg_g *g, void (*fn)(void *), void *arg,
+		  uint64_t parent)
+{
+	g->fn = fn;
+	g->arg = arg;
+	g->goid = newgoid(s, p);
+	g->parent_goid = parent;
+	g->saved_errno = 0;
+	g->wait_reason = WAIT_NONE;
+	g->wait_obj = NULL;
+	g->asan_fake_stack = NULL;
+	g->tsan_fiber = rg_tsan_create_fiber();
+	g->sp = rg_arch_stack_init((void *)g->stack.top, gstart, g);
+	atomic_store_explicit(&g->status, G_RUNNABLE, memory_order_relaxed);
+	atomic_fetch_add_explicit(&s->ngoroutines, 1, memory_order_relaxed);
+}
+
+int rg_go(void (*fn)(void *), void *arg)
+{
+	struct rg_m *m = rg_getm();
+
+	if (!fn)
+		return -EINVAL;
+	if (!m || !m->p)
+		return -EPERM;
+	struct rg_sched *s = m->sched;
+	struct rg_p *p = m->p;
+	struct rg_g *g = gfget(s, p);
+	if (!g) {
+		g = malg(s);
+		if (!g)
+			return -ENOMEM;
+	}
+	uint64_t parent = m->curg ? m->curg->goid : 0;
+	ginit(s, p, g, fn, arg, parent);
+	RG_PROBE(g_create, g->goid, parent, (uintptr_t)fn);
+	rg_runqput(p, g, true);
+	rg_wakep(s);
+	return 0;
+}
+
+/* ---- park and ready ---- */
+
+void rg_park(bool (*commit)(struct rg_g *g, void *arg), void *arg, enum rg_wait_reason reason,
+	     const void *obj)
+{
+	struct rg_m *m = rg_getm();
+	struct rg_g *g = m ? m->curg : NULL;
+
+	if (!g)
+		rg_fatal("park outside a goroutine");
+	g->wait_reason = (uint8_t)reason;
+	g->wait_obj = obj;
+	m->op = SWITCH_PARK;
+	m->park_commit = commit;
+	m->park_arg = arg;
+	RG_PROBE(g_park, g->goid, (int)reason, (uintptr_t)obj);
+	gswitch_to_g0(m, g);
+	g->wait_reason = WAIT_NONE;
+	g->wait_obj = NULL;
+}
+
+static bool unlock_commit(struct rg_g *g, void *lock)
+{
+	(void)g;
+	rg_unlock(lock);
+	return true;
+}
+
+void rg_park_unlock(struct rg_lock *l, enum rg_wait_reason reason, const void *obj)
+{
+	rg_park(unlock_commit, l, reason, obj);
+}
+
+void rg_ready(struct rg_g *g)
+{
+	uint32_t st = G_WAITING;
+	struct rg_m *m = rg_getm();
+	struct rg_sched *s = g->sched;
+
+	if (!atomic_compare_exchange_strong_explicit(&g->status, &st, G_RUNNABLE,
+						     memory_order_acq_rel, memory_order_relaxed))
+		rg_fatal("ready of goroutine %llu in status %u", (unsigned long long)g->goid, st);
+	RG_PROBE(g_ready, g->goid, m && m->curg ? m->curg->goid : 0, m && m->p ? m->p->id : -1);
+	if (m && m->p && m->sched == s)
+		rg_runqput(m->p, g, true); /* the waker's runnext: ping-pong stays on one P */
+	else
+		rg_globrunqput(s, g);
+	rg_wakep(s);
+}
+
+void rg_yield(void)
+{
+	struct rg_m *m = rg_getm();
+	struct rg_g *g = m ? m->curg : NULL;
+
+	if (!g)
+		return;
+	RG_PROBE(g_yield, g->goid);
+	m->op = SWITCH_YIELD;
+	gswitch_to_g0(m, g);
+}
+
+void rg_goyield(void)
+{
+	struct rg_m *m = rg_getm();
+	struct rg_g *g = m ? m->curg : NULL;
+
+	if (!g)
+		return;
+	RG_PROBE(g_yield, g->goid);
+	m->op = SWITCH_YIELD_LOCAL;
+	gswitch_to_g0(m, g);
+}
+
+uint64_t rg_goid(void)
+{
+	struct rg_g *g = rg_getg();
+
+	return g ? g->goid : 0;
+}
+
+static struct rg_sched *sched_of_caller(void)
+{
+	struct rg_m *m = rg_getm();
+
+	return m ? m->sched : atomic_load_explicit(&current_sched, memory_order_acquire);
+}
+
+long rg_num_goroutines(void)
+{
+	struct rg_sched *s = sched_of_caller();
+
+	return s ? atomic_load_explicit(&s->ngoroutines, memory_order_relaxed) : 0;
+}
+
+int rg_current_p(void)
+{
+	struct rg_m *m = rg_getm();
+
+	return m && m->curg && m->p ? m->p->id : -1;
+}
+
+int rg_p_stats(int id, struct rg_pstats *out)
+{
+	struct rg_sched *s = sched_of_caller();
+
+	if (!out || id < 0 || id >= RG_MAXPROCS_LIMIT)
+		return -EINVAL;
+	if (!s)
+		return -ESRCH;
+	struct rg_p *p = s->allp[id];
+	if (!p || id >= atomic_load_explicit(&s->gomaxprocs, memory_order_relaxed))
+		return -EINVAL;
+	out->schedtick = atomic_load_explicit(&p->schedtick, memory_order_relaxed);
+	out->runs = atomic_load_explicit(&p->runs, memory_order_relaxed);
+	out->steals = atomic_load_explicit(&p->steals, memory_order_relaxed);
+	out->stolen = atomic_load_explicit(&p->stolen, memory_order_relaxed);
+	out->global_get = atomic_load_explicit(&p->global_get, memory_order_relaxed);
+	out->runq_len = rg_runqlen(p);
+	return 0;
+}
+
+/* ---- GOMAXPROCS ---- */
+
+static struct rg_p *palloc(int id)
+{
+	struct rg_p *p = aligned_alloc(RG_CACHELINE, sizeof(*p));
+
+	if (!p)
+		return NULL;
+	memset(p, 0, sizeof(*p));
+	p->id = id;
+	atomic_store_explicit(&p->status, P_IDLE, memory_order_relaxed);
+	return p;
+}
+
+/* Grow or shrink the P set of a running scheduler (the stop-the-world-free variant). */
+static int procresize(struct rg_sched *s, int n)
+{
+	rg_lock(&s->lock);
+	int old = atomic_load_explicit(&s->gomaxprocs, memory_order_relaxed);
+	for (int i = old; i < n; i++) {
+		if (!s->allp[i] && !(s->allp[i] = palloc(i))) {
+			rg_unlock(&s->lock);
+			return -ENOMEM;
+		}
+	}
+	if (n < old) {
+		/* Idle Ps above the new count leave the idle list now; running
+		 * ones retire at their owner's next scheduling point. */
+		struct rg_p **pp = &s->pidle;
+		while (*pp) {
+			struct rg_p *p = *pp;
+			if (p->id >= n) {
+				*pp = p->link;
+				p->link = NULL;
+				atomic_store_explicit(&p->status, P_DEAD, memory_order_relaxed);
+				atomic_fetch_sub_explicit(&s->npidle, 1, memory_order_seq_cst);
+			} else {
+				pp = &p->link;
+			}
+		}
+	}
+	for (int i = old; i < n; i++) {
+		struct rg_p *p = s->allp[i];
+		if (atomic_load_explicit(&p->status, memory_order_relaxed) == P_DEAD)
+			atomic_store_explicit(&p->status, P_IDLE, memory_order_relaxed);
+		if (!p->m && atomic_load_explicit(&p->status, memory_order_relaxed) == P_IDLE) {
+			bool listed = false;
+			for (struct rg_p *q = s->pidle; q; q = q->link)
+				listed |= q == p;
+			if (!listed) {
+				p->link = s->pidle;
+				s->pidle = p;
+				atomic_fetch_add_explicit(&s->npidle, 1, memory_order_seq_cst);
+			}
+		}
+	}
+	atomic_store_explicit(&s->gomaxprocs, n, memory_order_release);
+	rg_unlock(&s->lock);
+	rg_wakep(s);
+	return 0;
+}
+
+static int maxprocs_from_env(void)
+{
+	const char *e = getenv("RINGO_MAXPROCS");
+
+	if (e && *e) {
+		char *end;
+		long v = strtol(e, &end, 10);
+		if (*end == 0 && v > 0)
+			return v > RG_MAXPROCS_LIMIT ? RG_MAXPROCS_LIMIT : (int)v;
+	}
+	return 0;
+}
+
+static int initial_maxprocs(void)
+{
+	if (maxprocs_preset > 0)
+		return maxprocs_preset;
+	int n = maxprocs_from_env();
+	return n > 0 ? n : rg_default_maxprocs();
+}
+
+int rg_maxprocs(int n)
+{
+	struct rg_sched *s = sched_of_caller();
+
+	if (n > RG_MAXPROCS_LIMIT)
+		n = RG_MAXPROCS_LIMIT;
+	if (!s) {
+		int old = initial_maxprocs();
+		if (n > 0)
+			maxprocs_preset = n;
+		return old;
+	}
+	int old = atomic_load_explicit(&s->gomaxprocs, memory_order_relaxed);
+	if (n > 0 && n != old) {
+		maxprocs_preset = n;
+		if (procresize(s, n) != 0)
+			return old; /* out of memory: unchanged */
+	}
+	return old;
+}
+
+/* ---- the runtime's lifetime ---- */
+
+static void sched_free(struct rg_sched *s)
+{
+	rg_stack_pool_destroy(&s->stacks);
+	for (int i = 0; i < RG_MAXPROCS_LIMIT; i++)
+		free(s->allp[i]);
+	free(s->allg);
+	free(s);
+}
+
+void rg_sched_put(struct rg_sched *s)
+{
+	if (atomic_fetch_sub_explicit(&s->refs, 1, memory_order_acq_rel) == 1)
+		sched_free(s);
+}
+
+void rg_main_exited(struct rg_sched *s)
+{
+	atomic_store_explicit(&s->stopping, true, memory_order_release);
+	rg_sched_wake_all(s);
+	rg_note_wakeup(&s->main_done);
+}
+
+int rg_run(void (*main_fn)(void *), void *arg)
+{
+	static _Atomic bool active;
+	bool no = false;
+	int err;
+
+	if (!main_fn)
+		return -EINVAL;
+	if (rg_getm())
+		return -EBUSY;
+	if (!atomic_compare_exchange_strong(&active, &no, true))
+		return -EBUSY;
+
+	struct rg_sched *s = calloc(1, sizeof(*s));
+	if (!s) {
+		atomic_store(&active, false);
+		return -ENOMEM;
+	}
+	rg_fatal_install_handlers();
+	rg_stack_pool_init(&s->stacks);
+	s->start_ns = rg_nanotime();
+	atomic_store_explicit(&s->refs, 1, memory_order_relaxed);
+	atomic_store_explicit(&s->mrunning, 0, memory_order_relaxed);
+
+	int n = initial_maxprocs();
+	for (int i = 0; i < n; i++) {
+		if (!(s->allp[i] = palloc(i))) {
+			err = -ENOMEM;
+			goto fail;
+		}
+	}
+	atomic_store_explicit(&s->gomaxprocs, n, memory_order_relaxed);
+	for (int i = n - 1; i >= 1; i--) {
+		s->allp[i]->link = s->pidle;
+		s->pidle = s->allp[i];
+		atomic_fetch_add_explicit(&s->npidle, 1, memory_order_relaxed);
+	}
+
+	/* The main goroutine (id 1) on P0; the first M picks it up. */
+	struct rg_g *g = malg(s);
+	if (!g) {
+		err = -ENOMEM;
+		goto fail;
+	}
+	ginit(s, s->allp[0], g, main_fn, arg, 0);
+	rg_runqput(s->allp[0], g, true);
+
+	atomic_store_explicit(&current_sched, s, memory_order_release);
+	err = rg_newm(s, s->allp[0], false);
+	if (err) {
+		atomic_store_explicit(&current_sched, NULL, memory_order_release);
+		goto fail;
+	}
+
+	/* The calling thread only waits: goroutines run on Ms, so rg_run can
+	 * return even while abandoned goroutines keep their threads busy. */
+	rg_note_sleep(&s->main_done);
+
+	/* Wait until every M has exited or is stuck in an abandoned goroutine. */
+	for (;;) {
+		uint32_t v = (uint32_t)atomic_load_explicit(&s->mrunning, memory_order_acquire);
+		if (v == 0)
+			break;
+		rg_futex_wait((_Atomic uint32_t *)&s->mrunning, v, -1);
+	}
+	atomic_store_explicit(&current_sched, NULL, memory_order_release);
+	rg_sched_put(s);
+	atomic_store(&active, false);
+	return 0;
+
+fail:
+	sched_free(s);
+	atomic_store(&active, false);
+	return err;
+}
+
+struct rg_sched *rg_sched_current(void)
+{
+	return sched_of_caller();
+}

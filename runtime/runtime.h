@@ -1,0 +1,258 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
+/*
+ * The runtime's core objects: G (goroutine), M (thread), P (logical
+ * processor) and the scheduler that ties them together. Names and roles
+ * follow Go's runtime2.go so that proc.go reads as a map of this code.
+ * docs/design.md states who may touch which field, and with what ordering.
+ */
+#ifndef RINGO_RUNTIME_H
+#define RINGO_RUNTIME_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "lock.h"
+#include "ringo.h"
+#include "stack.h"
+
+#define RG_CACHELINE 64
+#define RG_MAXPROCS_LIMIT 1024
+
+struct rg_g;
+struct rg_m;
+struct rg_p;
+struct rg_sched;
+
+/* Goroutine states (Go's _G* values, the ones ringo uses). */
+enum rg_gstatus {
+	G_IDLE = 0,	/* just allocated, not yet initialised */
+	G_RUNNABLE = 1, /* on a run queue */
+	G_RUNNING = 2,	/* owns an M and a P */
+	G_SYSCALL = 3,	/* in a blocking system call, no P */
+	G_WAITING = 4,	/* parked; wait_reason says why */
+	G_DEAD = 6,	/* exited; on a free list */
+};
+
+/* Why a goroutine waits; printed in dumps and reported by the probes. */
+enum rg_wait_reason {
+	WAIT_NONE = 0,
+	WAIT_SEMACQUIRE,
+	WAIT_SYNC_MUTEX_LOCK,
+	WAIT_WAITGROUP_WAIT,
+	WAIT_PARK_TEST, /* runtime tests */
+	WAIT_REASON_COUNT,
+};
+
+const char *rg_wait_reason_string(enum rg_wait_reason r);
+
+/* What a goroutine asks its M's scheduler loop (g0) to do once it is switched out. */
+enum rg_switch_op {
+	SWITCH_NONE = 0,
+	SWITCH_PARK,  /* wait; run commit(g, arg) after the switch */
+	SWITCH_YIELD, /* to the global queue (Go's Gosched) */
+	SWITCH_YIELD_LOCAL, /* to the tail of the local ring (Go's goyield) */
+	SWITCH_EXIT,  /* the goroutine returned */
+};
+
+/* Semaphore wait record, embedded in the G (Go's sudog for sema.go). */
+struct rg_semawait {
+	uint32_t *addr;
+	struct rg_g *next;	/* next waiter on the same address */
+	struct rg_g *tail;	/* valid in the head waiter: last waiter on the address */
+	struct rg_g *next_addr; /* valid in the head waiter: head of the next address */
+	int64_t acquiretime;
+	uint32_t ticket;	/* 1 when the releaser handed the count over directly */
+};
+
+struct rg_g {
+	void *sp; /* saved stack pointer while switched out; arch layout */
+	struct rg_stack stack;
+	_Atomic uint32_t status;
+	int saved_errno;
+	uint64_t goid;
+	uint64_t parent_goid;
+	void (*fn)(void *);
+	void *arg;
+	struct rg_m *m;		 /* the M running it, or NULL */
+	struct rg_g *schedlink;	 /* global run queue, free lists */
+	struct rg_sched *sched;
+
+	/* Parking. */
+	uint8_t wait_reason;
+	const void *wait_obj;
+	int64_t wait_since; /* ns, CLOCK_MONOTONIC */
+	struct rg_semawait sema;
+
+	/* Sanitizer fibers. */
+	void *tsan_fiber;
+	const void *asan_fake_stack;
+};
+
+/* Per-P run queue ring size; a power of two (indices are free-running uint32). */
+#define RG_RUNQ_SIZE 256u
+
+enum rg_pstatus {
+	P_IDLE = 0,
+	P_RUNNING = 1,
+	P_DEAD = 4,
+};
+
+struct rg_p {
+	/* Touched by thieves: keep head, tail, ring and runnext together. */
+	_Atomic uint32_t runqhead;
+	_Atomic uint32_t runqtail;
+	_Atomic(struct rg_g *) runnext;
+	_Atomic(struct rg_g *) runq[RG_RUNQ_SIZE];
+
+	/* Owner-only fields below (the M holding the P). */
+	int id;
+	_Atomic uint32_t status;
+	struct rg_m *m;
+	struct rg_p *link; /* idle list */
+	uint64_t goidcache, goidcacheend;
+	struct rg_g *gfree; /* dead goroutines with their stacks */
+	int gfreecnt;
+
+	/* Counters read by rg_p_stats from other threads (relaxed). */
+	_Atomic uint64_t schedtick;
+	_Atomic uint64_t runs;
+	_Atomic uint64_t steals;
+	_Atomic uint64_t stolen;
+	_Atomic uint64_t global_get;
+} __attribute__((aligned(RG_CACHELINE)));
+
+struct rg_m {
+	int id;
+	pid_t tid;
+	pthread_t thread;
+	struct rg_sched *sched;
+	void *g0_sp;		/* the scheduler loop's saved stack pointer */
+	struct rg_g *curg;	/* goroutine running now, NULL on g0 */
+	struct rg_p *p;		/* attached P */
+	struct rg_p *nextp;	/* P handed over by startm */
+	bool spinning;
+	struct rg_note park;
+	struct rg_m *schedlink; /* idle M list */
+	uint64_t rand;
+
+	/* Request from the goroutine just switched out (read on g0). */
+	enum rg_switch_op op;
+	bool (*park_commit)(struct rg_g *g, void *arg);
+	void *park_arg;
+
+	/* g0's stack, for sanitizers and the overflow check. */
+	void *g0_stack_lo;
+	size_t g0_stack_size;
+	void *tsan_g0_fiber;
+	void *sigstack;
+};
+
+/* Scheduler instance: one per rg_run. Ms hold a reference until they exit. */
+struct rg_sched {
+	struct rg_lock lock; /* guards the fields marked [lock] */
+
+	/* Global run queue [lock]; runqsize is also read without the lock. */
+	struct rg_g *runqhead, *runqtail;
+	_Atomic int32_t runqsize;
+
+	/* Idle Ms and Ps [lock]; the counts are also read without it. */
+	struct rg_m *midle;
+	int32_t nmidle;
+	int32_t mcount; /* Ms created and not exited [lock] */
+	int32_t mnext;	/* next M id [lock] */
+	struct rg_p *pidle;
+	_Atomic int32_t npidle;
+	_Atomic int32_t nmspinning;
+
+	struct rg_p *allp[RG_MAXPROCS_LIMIT]; /* Ps never move or die before the sched */
+	_Atomic int32_t gomaxprocs;
+	_Atomic int32_t maxprocs_target; /* pending rg_maxprocs change */
+
+	_Atomic uint64_t goidgen;
+	_Atomic long ngoroutines;
+
+	/* Dead goroutines shared between Ps [gfree_lock]. */
+	struct rg_lock gfree_lock;
+	struct rg_g *gfree;
+	int32_t gfreecnt;
+
+	/* Every goroutine ever allocated, for dumps [allg_lock]. */
+	struct rg_lock allg_lock;
+	struct rg_g **allg;
+	size_t nallg, capallg;
+
+	struct rg_stack_pool stacks;
+
+	/* Lifetime. */
+	_Atomic bool stopping;	   /* main returned: every M exits at its next schedule */
+	_Atomic int32_t refs;	   /* live Ms + the rg_run caller */
+	_Atomic int32_t mrunning;  /* Ms inside the scheduler loop (not in a goroutine) */
+	struct rg_note main_done;  /* main goroutine returned */
+	struct rg_note ms_quiet;   /* every M exited or is running an abandoned goroutine */
+	_Atomic bool quiet_wanted;
+
+	int64_t start_ns;
+};
+
+/* The calling thread's M, or NULL. Not inlined: a goroutine may resume on another thread. */
+struct rg_m *rg_getm(void);
+void rg_setm(struct rg_m *m);
+
+/* The running goroutine, or NULL on g0 or outside the runtime. */
+struct rg_g *rg_getg(void);
+
+/* Monotonic clock in ns. */
+int64_t rg_nanotime(void);
+
+/* Per-M fast random numbers (wyrand). */
+uint32_t rg_fastrand(void);
+uint32_t rg_fastrandn(uint32_t n);
+
+/* ---- proc.c: goroutines ---- */
+
+/*
+ * rg_park - park the running goroutine (Go's gopark). After it is switched
+ * out, commit(g, arg) runs on g0; if it returns false the goroutine resumes
+ * at once. commit typically releases the lock under which g was queued, so
+ * a waker can only find g once it is fully switched out.
+ */
+void rg_park(bool (*commit)(struct rg_g *g, void *arg), void *arg, enum rg_wait_reason reason,
+	     const void *obj);
+
+/* rg_park_unlock - park and release l after the switch (Go's goparkunlock). */
+void rg_park_unlock(struct rg_lock *l, enum rg_wait_reason reason, const void *obj);
+
+/*
+ * rg_ready - make a parked goroutine runnable (Go's goready): into the
+ * current P's runnext, waking an idle P if one exists. From a thread without
+ * a P it goes to the global queue.
+ */
+void rg_ready(struct rg_g *g);
+
+/* rg_goyield - the running goroutine goes to the tail of its P's ring (Go's goyield). */
+void rg_goyield(void);
+
+/* ---- sched.c: run queues and the scheduler loop ---- */
+
+void rg_runqput(struct rg_p *p, struct rg_g *g, bool next);
+bool rg_runqempty(struct rg_p *p);
+void rg_globrunqput(struct rg_sched *s, struct rg_g *g);
+void rg_wakep(struct rg_sched *s);
+
+/* Runs the scheduler loop on the calling thread's g0 until the runtime stops. */
+void rg_schedule_loop(struct rg_m *m);
+
+/* Start a new M (thread) holding p. Returns 0 or -errno. */
+int rg_newm(struct rg_sched *s, struct rg_p *p, bool spinning);
+
+/* Drop a reference to the scheduler; the last one frees it. */
+void rg_sched_put(struct rg_sched *s);
+
+/* ---- maxprocs.c ---- */
+int rg_default_maxprocs(void);
+
+#endif /* RINGO_RUNTIME_H */

@@ -1,0 +1,586 @@
+// SPDX-License-Identifier: BSD-2-Clause
+/*
+ * The scheduler loop, findrunnable, and the M/P bookkeeping around it: Go's
+ * proc.go schedule/findRunnable/stealWork/wakep/startm/stopm in C.
+ *
+ * Wake-up protocol (proc.go's header comment): whoever submits work calls
+ * rg_wakep, which starts a spinning M only when there is an idle P and no M
+ * is spinning already. A spinning M that finds work wakes a replacement, so
+ * wake-ups chain instead of storming. The spinning -> idle transition
+ * decrements nmspinning first and then rechecks every queue; the submitter
+ * publishes work first and then checks nmspinning. Both sides are separated
+ * by a full fence, so at least one of them sees the other.
+ */
+#include <errno.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include "arch.h"
+#include "fatal.h"
+#include "probes.h"
+#include "runq.h"
+#include "runtime.h"
+#include "sanitizer.h"
+
+#define STEAL_TRIES 4
+#define GLOBAL_FAIRNESS_TICK 61
+
+/* ---- Ps ---- */
+
+static void acquirep(struct rg_m *m, struct rg_p *p)
+{
+	if (p->m || atomic_load_explicit(&p->status, memory_order_relaxed) != P_IDLE)
+		rg_fatal("acquirep: P%d is not idle", p->id);
+	m->p = p;
+	p->m = m;
+	atomic_store_explicit(&p->status, P_RUNNING, memory_order_relaxed);
+}
+
+static struct rg_p *releasep(struct rg_m *m)
+{
+	struct rg_p *p = m->p;
+
+	if (!p || p->m != m)
+		rg_fatal("releasep: M%d does not hold its P", m->id);
+	p->m = NULL;
+	m->p = NULL;
+	atomic_store_explicit(&p->status, P_IDLE, memory_order_relaxed);
+	return p;
+}
+
+/* Needs s->lock. */
+static void pidleput(struct rg_sched *s, struct rg_p *p)
+{
+	if (!rg_runqempty(p))
+		rg_fatal("pidleput: P%d has runnable goroutines", p->id);
+	p->link = s->pidle;
+	s->pidle = p;
+	atomic_fetch_add_explicit(&s->npidle, 1, memory_order_seq_cst);
+}
+
+/* Needs s->lock. */
+static struct rg_p *pidleget(struct rg_sched *s)
+{
+	struct rg_p *p = s->pidle;
+
+	if (p) {
+		s->pidle = p->link;
+		p->link = NULL;
+		atomic_fetch_sub_explicit(&s->npidle, 1, memory_order_seq_cst);
+	}
+	return p;
+}
+
+/* ---- Ms ---- */
+
+/* Needs s->lock. */
+static void mput(struct rg_sched *s, struct rg_m *m)
+{
+	m->schedlink = s->midle;
+	s->midle = m;
+	s->nmidle++;
+}
+
+/* Needs s->lock. */
+static struct rg_m *mget(struct rg_sched *s)
+{
+	struct rg_m *m = s->midle;
+
+	if (m) {
+		s->midle = m->schedlink;
+		m->schedlink = NULL;
+		s->nmidle--;
+	}
+	return m;
+}
+
+/*
+ * Start an M to run p (an idle P if NULL). With spinning, the caller already
+ * counted the new M in nmspinning.
+ */
+static void startm(struct rg_sched *s, struct rg_p *p, bool spinning)
+{
+	rg_lock(&s->lock);
+	if (!p) {
+		p = pidleget(s);
+		if (!p) {
+			rg_unlock(&s->lock);
+			if (spinning)
+				atomic_fetch_sub_explicit(&s->nmspinning, 1, memory_order_seq_cst);
+			return;
+		}
+	}
+	struct rg_m *m = mget(s);
+	rg_unlock(&s->lock);
+	if (!m) {
+		if (rg_newm(s, p, spinning) != 0) {
+			/* No thread: give the P back; the running Ms will get to the work. */
+			rg_lock(&s->lock);
+			pidleput(s, p);
+			rg_unlock(&s->lock);
+			if (spinning)
+				atomic_fetch_sub_explicit(&s->nmspinning, 1, memory_order_seq_cst);
+		}
+		return;
+	}
+	m->spinning = spinning;
+	m->nextp = p;
+	RG_PROBE(m_unpark, m->id);
+	rg_note_wakeup(&m->park);
+}
+
+void rg_wakep(struct rg_sched *s)
+{
+	/* StoreLoad: the work we just published must be visible before we read
+	 * the counters, or an M going idle and we could both miss it. */
+	atomic_thread_fence(memory_order_seq_cst);
+	if (atomic_load_explicit(&s->npidle, memory_order_relaxed) == 0)
+		return;
+	int32_t zero = 0;
+	if (atomic_load_explicit(&s->nmspinning, memory_order_relaxed) != 0 ||
+	    !atomic_compare_exchange_strong_explicit(&s->nmspinning, &zero, 1,
+						     memory_order_seq_cst, memory_order_relaxed))
+		return;
+	startm(s, NULL, true);
+}
+
+/* Park the M until startm hands it a P, or the runtime stops (returns false). */
+static bool stopm(struct rg_m *m)
+{
+	struct rg_sched *s = m->sched;
+
+	rg_lock(&s->lock);
+	if (atomic_load_explicit(&s->stopping, memory_order_acquire)) {
+		rg_unlock(&s->lock);
+		return false;
+	}
+	mput(s, m);
+	rg_unlock(&s->lock);
+
+	RG_PROBE(m_park, m->id);
+	rg_note_sleep(&m->park);
+	rg_note_clear(&m->park);
+	if (!m->nextp)
+		return false; /* woken to exit */
+	acquirep(m, m->nextp);
+	m->nextp = NULL;
+	return true;
+}
+
+/* Wake every idle M so it exits (the runtime is stopping). */
+void rg_sched_wake_all(struct rg_sched *s)
+{
+	rg_lock(&s->lock);
+	struct rg_m *m;
+	while ((m = mget(s)) != NULL) {
+		m->nextp = NULL;
+		rg_note_wakeup(&m->park);
+	}
+	rg_unlock(&s->lock);
+}
+
+static void resetspinning(struct rg_m *m)
+{
+	struct rg_sched *s = m->sched;
+
+	m->spinning = false;
+	if (atomic_fetch_sub_explicit(&s->nmspinning, 1, memory_order_seq_cst) <= 0)
+		rg_fatal("resetspinning: negative nmspinning");
+	/* We found work: someone else should look for more. */
+	rg_wakep(s);
+}
+
+/* ---- GOMAXPROCS changes at run time ---- */
+
+/*
+ * A P whose id is no longer below GOMAXPROCS retires at its owner's next
+ * scheduling point: its queued goroutines move to the global queue.
+ */
+static void retire_p(struct rg_m *m)
+{
+	struct rg_sched *s = m->sched;
+	struct rg_p *p = m->p;
+
+	rg_runqdrain(p, s);
+	releasep(m);
+	atomic_store_explicit(&p->status, P_DEAD, memory_order_relaxed);
+}
+
+/* ---- findrunnable ---- */
+
+static unsigned gcd(unsigned a, unsigned b)
+{
+	while (b) {
+		unsigned t = a % b;
+		a = b;
+		b = t;
+	}
+	return a;
+}
+
+static struct rg_g *stealwork(struct rg_m *m)
+{
+	struct rg_sched *s = m->sched;
+	struct rg_p *p = m->p;
+	unsigned n = (unsigned)atomic_load_explicit(&s->gomaxprocs, memory_order_relaxed);
+
+	for (int i = 0; i < STEAL_TRIES; i++) {
+		bool last = i == STEAL_TRIES - 1;
+		/* Random start and a stride coprime with n visit every P once. */
+		unsigned pos = rg_fastrandn(n);
+		unsigned inc = 1 + rg_fastrandn(n);
+		while (gcd(inc, n) != 1)
+			inc = 1 + rg_fastrandn(n);
+		for (unsigned k = 0; k < n; k++, pos = (pos + inc) % n) {
+			struct rg_p *p2 = s->allp[pos];
+			if (atomic_load_explicit(&s->stopping, memory_order_relaxed))
+				return NULL;
+			if (p2 == p || atomic_load_explicit(&p2->status, memory_order_relaxed) == P_IDLE)
+				continue;
+			struct rg_g *g = rg_runqsteal(p, p2, last);
+			if (g)
+				return g;
+		}
+	}
+	return NULL;
+}
+
+/* After dropping the P: is there work anywhere that a P could run? */
+static bool work_anywhere(struct rg_sched *s)
+{
+	int32_t n = atomic_load_explicit(&s->gomaxprocs, memory_order_relaxed);
+
+	if (atomic_load_explicit(&s->runqsize, memory_order_relaxed) > 0)
+		return true;
+	for (int32_t i = 0; i < n; i++)
+		if (!rg_runqempty(s->allp[i]))
+			return true;
+	return false;
+}
+
+/*
+ * Find a goroutine to run, blocking until one exists. Returns NULL when the
+ * runtime stops. *inherit: the G came from runnext and shares the time slice.
+ */
+static struct rg_g *findrunnable(struct rg_m *m, bool *inherit)
+{
+	struct rg_sched *s = m->sched;
+	struct rg_g *g;
+
+top:
+	*inherit = false;
+	if (atomic_load_explicit(&s->stopping, memory_order_acquire))
+		return NULL;
+	struct rg_p *p = m->p;
+	if (p->id >= atomic_load_explicit(&s->gomaxprocs, memory_order_relaxed)) {
+		retire_p(m);
+		goto no_p;
+	}
+
+	/* Fairness: now and then look at the global queue first, so two
+	 * goroutines respawning each other cannot starve it. */
+	if (atomic_load_explicit(&p->schedtick, memory_order_relaxed) % GLOBAL_FAIRNESS_TICK == 0 &&
+	    atomic_load_explicit(&s->runqsize, memory_order_relaxed) > 0) {
+		rg_lock(&s->lock);
+		g = rg_globrunqget_locked(s, p, 1);
+		rg_unlock(&s->lock);
+		if (g)
+			return g;
+	}
+
+	g = rg_runqget(p, inherit);
+	if (g)
+		return g;
+
+	if (atomic_load_explicit(&s->runqsize, memory_order_relaxed) > 0) {
+		rg_lock(&s->lock);
+		g = rg_globrunqget_locked(s, p, 0);
+		rg_unlock(&s->lock);
+		if (g)
+			return g;
+	}
+
+	/* The poller hook goes here: a non-blocking poll before stealing. */
+
+	/* Steal, but let at most half of the busy Ps have a spinning M. */
+	int32_t procs = atomic_load_explicit(&s->gomaxprocs, memory_order_relaxed);
+	if (m->spinning || 2 * atomic_load_explicit(&s->nmspinning, memory_order_relaxed) <
+				   procs - atomic_load_explicit(&s->npidle, memory_order_relaxed)) {
+		if (!m->spinning) {
+			m->spinning = true;
+			atomic_fetch_add_explicit(&s->nmspinning, 1, memory_order_seq_cst);
+			RG_PROBE(m_spin, m->id);
+		}
+		g = stealwork(m);
+		if (g)
+			return g;
+	}
+
+	/* Nothing: give up the P. Recheck the global queue under the lock. */
+	rg_lock(&s->lock);
+	if (atomic_load_explicit(&s->runqsize, memory_order_relaxed) > 0) {
+		g = rg_globrunqget_locked(s, p, 0);
+		rg_unlock(&s->lock);
+		return g;
+	}
+	releasep(m);
+	pidleput(s, p);
+	rg_unlock(&s->lock);
+
+no_p:
+	/*
+	 * The delicate dance: drop out of the spinning count first, then look
+	 * at every queue again. Work submitted before our decrement is visible
+	 * now; work submitted after it sees nmspinning == 0 and wakes an M.
+	 */
+	if (m->spinning) {
+		m->spinning = false;
+		if (atomic_fetch_sub_explicit(&s->nmspinning, 1, memory_order_seq_cst) <= 0)
+			rg_fatal("findrunnable: negative nmspinning");
+	}
+	if (work_anywhere(s)) {
+		rg_lock(&s->lock);
+		p = pidleget(s);
+		rg_unlock(&s->lock);
+		if (p) {
+			acquirep(m, p);
+			m->spinning = true;
+			atomic_fetch_add_explicit(&s->nmspinning, 1, memory_order_seq_cst);
+			goto top;
+		}
+	}
+
+	/* The blocking poll goes here: the last idle M sleeps in the ring. */
+
+	if (!stopm(m))
+		return NULL;
+	goto top;
+}
+
+/* ---- executing goroutines ---- */
+
+static void gdestroy(struct rg_m *m, struct rg_g *g);
+
+/*
+ * Switch from g0 to g and back. Runs the goroutine until it parks, yields
+ * or exits; then carries out what it asked for.
+ */
+static struct rg_g *execute(struct rg_m *m, struct rg_g *g, bool inherit)
+{
+	struct rg_sched *s = m->sched;
+	struct rg_p *p = m->p;
+	void *g0_fake;
+
+	m->curg = g;
+	g->m = m;
+	atomic_store_explicit(&g->status, G_RUNNING, memory_order_relaxed);
+	atomic_fetch_add_explicit(&p->runs, 1, memory_order_relaxed);
+	if (!inherit)
+		atomic_fetch_add_explicit(&p->schedtick, 1, memory_order_relaxed);
+	if (atomic_fetch_sub_explicit(&s->mrunning, 1, memory_order_release) == 1 &&
+	    atomic_load_explicit(&s->stopping, memory_order_relaxed))
+		rg_futex_wake((_Atomic uint32_t *)&s->mrunning, 1);
+	RG_PROBE(g_start, g->goid, p->id, m->id);
+
+	rg_asan_start_switch(&g0_fake, (void *)g->stack.limit, g->stack.hi - g->stack.limit);
+	rg_tsan_switch_to(g->tsan_fiber);
+	rg_arch_switch(&m->g0_sp, g->sp);
+	rg_asan_finish_switch(g0_fake);
+
+	atomic_fetch_add_explicit(&s->mrunning, 1, memory_order_relaxed);
+	m->curg = NULL;
+	g->m = NULL;
+	if (!rg_stack_canary_ok(&g->stack))
+		rg_fatal("goroutine %llu stack overflow", (unsigned long long)g->goid);
+
+	switch (m->op) {
+	case SWITCH_PARK: {
+		/* Waiting from now on: a waker may ready g as soon as commit unlocks. */
+		bool (*commit)(struct rg_g *, void *) = m->park_commit;
+		void *arg = m->park_arg;
+		m->park_commit = NULL;
+		m->park_arg = NULL;
+		atomic_store_explicit(&g->status, G_WAITING, memory_order_release);
+		if (commit && !commit(g, arg)) {
+			/* Changed its mind: resume it at once on this P. */
+			uint32_t st = G_WAITING;
+			if (atomic_compare_exchange_strong_explicit(&g->status, &st, G_RUNNABLE,
+								    memory_order_acq_rel,
+								    memory_order_relaxed))
+				return g;
+		}
+		return NULL;
+	}
+	case SWITCH_YIELD:
+		atomic_store_explicit(&g->status, G_RUNNABLE, memory_order_relaxed);
+		rg_globrunqput(s, g);
+		return NULL;
+	case SWITCH_YIELD_LOCAL:
+		atomic_store_explicit(&g->status, G_RUNNABLE, memory_order_relaxed);
+		rg_runqput(m->p, g, false);
+		return NULL;
+	case SWITCH_EXIT:
+		gdestroy(m, g);
+		return NULL;
+	case SWITCH_NONE:
+		break;
+	}
+	rg_fatal("goroutine %llu switched to the scheduler without a reason",
+		 (unsigned long long)g->goid);
+}
+
+void rg_gfput(struct rg_sched *s, struct rg_p *p, struct rg_g *g);
+void rg_main_exited(struct rg_sched *s);
+
+static void gdestroy(struct rg_m *m, struct rg_g *g)
+{
+	struct rg_sched *s = m->sched;
+	bool is_main = g->goid == 1;
+
+	atomic_store_explicit(&g->status, G_DEAD, memory_order_relaxed);
+	RG_PROBE(g_exit, g->goid);
+	rg_tsan_destroy_fiber(g->tsan_fiber);
+	g->tsan_fiber = NULL;
+	g->fn = NULL;
+	g->arg = NULL;
+	atomic_fetch_sub_explicit(&s->ngoroutines, 1, memory_order_relaxed);
+	rg_gfput(s, m->p, g);
+	if (is_main)
+		rg_main_exited(s);
+}
+
+void rg_schedule_loop(struct rg_m *m)
+{
+	struct rg_g *g;
+	bool inherit;
+
+	for (;;) {
+		g = findrunnable(m, &inherit);
+		if (!g)
+			return;
+		if (m->spinning)
+			resetspinning(m);
+		/* A goroutine that parks and un-parks in its commit runs again at once. */
+		while (g) {
+			g = execute(m, g, inherit);
+			inherit = true;
+		}
+	}
+}
+
+/* ---- starting and ending Ms ---- */
+
+static __thread struct rg_m *tls_m;
+
+__attribute__((noinline)) struct rg_m *rg_getm(void)
+{
+	/* The asm keeps the compiler from treating this as pure: a goroutine
+	 * that called it before a switch may be on another thread after. */
+	__asm__ volatile("" ::: "memory");
+	return tls_m;
+}
+
+void rg_setm(struct rg_m *m)
+{
+	tls_m = m;
+}
+
+__attribute__((noinline)) struct rg_g *rg_getg(void)
+{
+	__asm__ volatile("" ::: "memory");
+	struct rg_m *m = tls_m;
+	return m ? m->curg : NULL;
+}
+
+static void m_init_thread(struct rg_m *m)
+{
+	pthread_attr_t attr;
+	void *lo;
+	size_t size;
+
+	m->tid = (pid_t)syscall(SYS_gettid);
+	m->rand = ((uint64_t)m->tid << 32) ^ (uint64_t)rg_nanotime() ^ (uintptr_t)m;
+	if (pthread_getattr_np(pthread_self(), &attr) == 0) {
+		if (pthread_attr_getstack(&attr, &lo, &size) == 0) {
+			m->g0_stack_lo = lo;
+			m->g0_stack_size = size;
+		}
+		pthread_attr_destroy(&attr);
+	}
+	m->tsan_g0_fiber = rg_tsan_current_fiber();
+	m->sigstack = rg_sigstack_alloc();
+	rg_setm(m);
+	RG_PROBE(m_start, m->id, m->tid);
+}
+
+static void m_exit(struct rg_m *m)
+{
+	struct rg_sched *s = m->sched;
+
+	RG_PROBE(m_exit, m->id);
+	if (m->p)
+		releasep(m);
+	rg_setm(NULL);
+	rg_sigstack_free(m->sigstack);
+	rg_lock(&s->lock);
+	s->mcount--;
+	rg_unlock(&s->lock);
+	/* One fewer M in the scheduler loop: rg_run may be waiting for none. */
+	if (atomic_fetch_sub_explicit(&s->mrunning, 1, memory_order_release) == 1)
+		rg_futex_wake((_Atomic uint32_t *)&s->mrunning, 1);
+	free(m);
+	rg_sched_put(s);
+}
+
+static void *mstart(void *arg)
+{
+	struct rg_m *m = arg;
+	sigset_t none;
+
+	/* Ms inherit the creator's mask; runtime threads take every signal. */
+	sigemptyset(&none);
+	pthread_sigmask(SIG_SETMASK, &none, NULL);
+	m_init_thread(m);
+	acquirep(m, m->nextp);
+	m->nextp = NULL;
+	rg_schedule_loop(m);
+	m_exit(m);
+	return NULL;
+}
+
+int rg_newm(struct rg_sched *s, struct rg_p *p, bool spinning)
+{
+	struct rg_m *m = calloc(1, sizeof(*m));
+	pthread_attr_t attr;
+	int err;
+
+	if (!m)
+		return -ENOMEM;
+	m->sched = s;
+	m->nextp = p;
+	m->spinning = spinning;
+	rg_lock(&s->lock);
+	m->id = s->mnext++;
+	s->mcount++;
+	rg_unlock(&s->lock);
+	atomic_fetch_add_explicit(&s->refs, 1, memory_order_relaxed);
+	atomic_fetch_add_explicit(&s->mrunning, 1, memory_order_relaxed);
+
+	pthread_attr_init(&attr);
+	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+	err = pthread_create(&m->thread, &attr, mstart, m);
+	pthread_attr_destroy(&attr);
+	if (err) {
+		rg_lock(&s->lock);
+		s->mcount--;
+		rg_unlock(&s->lock);
+		atomic_fetch_sub_explicit(&s->mrunning, 1, memory_order_relaxed);
+		atomic_fetch_sub_explicit(&s->refs, 1, memory_order_relaxed);
+		free(m);
+		return -err;
+	}
+	return 0;
+}
