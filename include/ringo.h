@@ -19,12 +19,31 @@
 #ifndef RINGO_H
 #define RINGO_H
 
+#include <errno.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
 #ifdef __cplusplus
 extern "C" {
+#endif
+
+/* The library is built with hidden visibility; everything declared here is its ABI. */
+#pragma GCC visibility push(default)
+
+/*
+ * errno belongs to the goroutine: ringo saves it when a goroutine switches
+ * out and restores it into whichever thread resumes it. glibc declares
+ * __errno_location() const, so a compiler may compute errno's address once
+ * and reuse it after a call that switched threads, reading another thread's
+ * errno. In files that include ringo.h, errno is therefore re-located after
+ * every call. Define RINGO_NO_ERRNO_OVERRIDE before including ringo.h to
+ * keep glibc's definition (then do not keep errno across blocking calls).
+ */
+int *rg_errno_location(void);
+#ifndef RINGO_NO_ERRNO_OVERRIDE
+#undef errno
+#define errno (*rg_errno_location())
 #endif
 
 /* Default goroutine stack size; RINGO_STACK_SIZE in the environment overrides it. */
@@ -173,6 +192,8 @@ typedef struct rg_once {
  * effects are visible to all of them (Go's happens-before guarantee).
  */
 void rg_once_do(rg_once *once, void (*fn)(void *arg), void *arg);
+
+#pragma GCC visibility pop
 
 #ifdef __cplusplus
 }

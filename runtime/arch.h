@@ -11,11 +11,15 @@
 #include <stdint.h>
 
 /*
- * rg_arch_switch - save the callee-saved registers and FP control state on
- * the current stack, store the stack pointer in *save_sp, load load_sp and
- * resume whatever was saved there. Returns when someone switches back.
+ * Save the callee-saved registers on the current stack, store the stack
+ * pointer in *save_sp, load load_sp and resume what was saved there; returns
+ * when someone switches back. A goroutine's floating-point control state
+ * (rounding mode, exception masks) travels with it: switch_out, from a
+ * goroutine to its scheduler, saves it; switch_in, from the scheduler into a
+ * goroutine, loads the goroutine's.
  */
-void rg_arch_switch(void **save_sp, void *load_sp);
+void rg_arch_switch_out(void **save_sp, void *load_sp);
+void rg_arch_switch_in(void **save_sp, void *load_sp);
 
 /*
  * rg_arch_stack_init - prepare a fresh stack whose top is `top` (16-byte

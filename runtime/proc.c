@@ -54,6 +54,13 @@ uint32_t rg_fastrandn(uint32_t n)
 	return (uint32_t)(((uint64_t)rg_fastrand() * n) >> 32);
 }
 
+__attribute__((noinline)) int *rg_errno_location(void)
+{
+	/* Not const, unlike glibc's: every use after a switch finds the new thread's errno. */
+	__asm__ volatile("" ::: "memory");
+	return __errno_location();
+}
+
 /* ---- free goroutines (a dead G keeps its stack) ---- */
 
 void rg_gfput(struct rg_sched *s, struct rg_p *p, struct rg_g *g)
@@ -144,7 +151,7 @@ static void gswitch_to_g0(struct rg_m *m, struct rg_g *g)
 	rg_asan_start_switch(m->op == SWITCH_EXIT ? NULL : (void **)&g->asan_fake_stack,
 			     m->g0_stack_lo, m->g0_stack_size);
 	rg_tsan_switch_to(m->tsan_g0_fiber);
-	rg_arch_switch(&g->sp, m->g0_sp);
+	rg_arch_switch_out(&g->sp, m->g0_sp);
 	/* Resumed, perhaps on another M: m is stale from here on. */
 	rg_asan_finish_switch((void *)g->asan_fake_stack);
 	errno = g->saved_errno;
@@ -184,7 +191,7 @@ static void ginit(struct rg_sched *s, struct rg_p *p, struct rg_g *g, void (*fn)
 	g->tsan_fiber = rg_tsan_create_fiber();
 	g->sp = rg_arch_stack_init((void *)g->stack.top, gstart, g);
 	atomic_store_explicit(&g->status, G_RUNNABLE, memory_order_relaxed);
-	atomic_fetch_add_explicit(&s->ngoroutines, 1, memory_order_relaxed);
+	RG_COUNTER_ADD(p->gcreated, 1);
 }
 
 int rg_go(void (*fn)(void *), void *arg)
@@ -207,7 +214,7 @@ int rg_go(void (*fn)(void *), void *arg)
 	ginit(s, p, g, fn, arg, parent);
 	RG_PROBE(g_create, g->goid, parent, (uintptr_t)fn);
 	rg_runqput(p, g, true);
-	rg_wakep(s);
+	rg_wakep(s, false);
 	return 0;
 }
 
@@ -254,11 +261,13 @@ void rg_ready(struct rg_g *g)
 						     memory_order_acq_rel, memory_order_relaxed))
 		rg_fatal("ready of goroutine %llu in status %u", (unsigned long long)g->goid, st);
 	RG_PROBE(g_ready, g->goid, m && m->curg ? m->curg->goid : 0, m && m->p ? m->p->id : -1);
-	if (m && m->p && m->sched == s)
+	if (m && m->p && m->sched == s) {
 		rg_runqput(m->p, g, true); /* the waker's runnext: ping-pong stays on one P */
-	else
+		rg_wakep(s, false);
+	} else {
 		rg_globrunqput(s, g);
-	rg_wakep(s);
+		rg_wakep(s, true);
+	}
 }
 
 void rg_yield(void)
@@ -303,7 +312,15 @@ long rg_num_goroutines(void)
 {
 	struct rg_sched *s = sched_of_caller();
 
-	return s ? atomic_load_explicit(&s->ngoroutines, memory_order_relaxed) : 0;
+	long n = 0;
+
+	if (!s)
+		return 0;
+	/* Go's gcount() is computed too, not counted: per-P counts summed (Ps never go away). */
+	for (int i = 0; i < RG_MAXPROCS_LIMIT && s->allp[i]; i++)
+		n += atomic_load_explicit(&s->allp[i]->gcreated, memory_order_relaxed) -
+		     atomic_load_explicit(&s->allp[i]->gexited, memory_order_relaxed);
+	return n < 0 ? 0 : n;
 }
 
 int rg_current_p(void)
@@ -391,7 +408,7 @@ static int procresize(struct rg_sched *s, int n)
 	}
 	atomic_store_explicit(&s->gomaxprocs, n, memory_order_release);
 	rg_unlock(&s->lock);
-	rg_wakep(s);
+	rg_wakep(s, true);
 	return 0;
 }
 
@@ -483,7 +500,6 @@ int rg_run(void (*main_fn)(void *), void *arg)
 	rg_stack_pool_init(&s->stacks);
 	s->start_ns = rg_nanotime();
 	atomic_store_explicit(&s->refs, 1, memory_order_relaxed);
-	atomic_store_explicit(&s->mrunning, 0, memory_order_relaxed);
 
 	int n = initial_maxprocs();
 	for (int i = 0; i < n; i++) {
@@ -519,12 +535,21 @@ int rg_run(void (*main_fn)(void *), void *arg)
 	 * return even while abandoned goroutines keep their threads busy. */
 	rg_note_sleep(&s->main_done);
 
-	/* Wait until every M has exited or is stuck in an abandoned goroutine. */
+	/*
+	 * Wait until every M has exited or is running an abandoned goroutine.
+	 * Exits wake us; the 1 ms re-scan covers an M that was about to enter a
+	 * goroutine when stopping was set (keeping a fence off the switch path).
+	 */
 	for (;;) {
-		uint32_t v = (uint32_t)atomic_load_explicit(&s->mrunning, memory_order_acquire);
-		if (v == 0)
+		uint32_t seq = atomic_load_explicit(&s->mexits, memory_order_acquire);
+		int in_sched = 0;
+		rg_lock(&s->lock);
+		for (struct rg_m *m = s->allm; m; m = m->alllink)
+			in_sched += !atomic_load_explicit(&m->in_g, memory_order_relaxed);
+		rg_unlock(&s->lock);
+		if (in_sched == 0)
 			break;
-		rg_futex_wait((_Atomic uint32_t *)&s->mrunning, v, -1);
+		rg_futex_wait(&s->mexits, seq, 1000000);
 	}
 	atomic_store_explicit(&current_sched, NULL, memory_order_release);
 	rg_sched_put(s);

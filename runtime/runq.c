@@ -47,6 +47,12 @@ static bool runqputslow(struct rg_p *p, struct rg_sched *s, struct rg_g *g, uint
 void rg_runqput(struct rg_p *p, struct rg_g *g, bool next)
 {
 	if (next) {
+		/* Thieves only ever swap a G out for NULL, so an empty slot can be
+		 * filled with a plain release store: no locked instruction. */
+		if (!atomic_load_explicit(&p->runnext, memory_order_relaxed)) {
+			atomic_store_explicit(&p->runnext, g, memory_order_release);
+			return;
+		}
 		struct rg_g *old = atomic_exchange_explicit(&p->runnext, g, memory_order_acq_rel);
 		if (!old)
 			return;
@@ -179,8 +185,8 @@ struct rg_g *rg_runqsteal(struct rg_p *p, struct rg_p *victim, bool steal_runnex
 
 	if (n == 0)
 		return NULL;
-	atomic_fetch_add_explicit(&p->steals, 1, memory_order_relaxed);
-	atomic_fetch_add_explicit(&p->stolen, n, memory_order_relaxed);
+	RG_COUNTER_ADD(p->steals, 1);
+	RG_COUNTER_ADD(p->stolen, n);
 	RG_PROBE(steal, p->id, victim->id, n);
 	n--;
 	struct rg_g *g = atomic_load_explicit(&p->runq[(t + n) & RUNQ_MASK], memory_order_relaxed);
@@ -239,7 +245,7 @@ struct rg_g *rg_globrunqget_locked(struct rg_sched *s, struct rg_p *p, int max)
 	if (n > (int32_t)RG_RUNQ_SIZE / 2)
 		n = RG_RUNQ_SIZE / 2;
 	atomic_fetch_sub_explicit(&s->runqsize, n, memory_order_relaxed);
-	atomic_fetch_add_explicit(&p->global_get, (uint64_t)n, memory_order_relaxed);
+	RG_COUNTER_ADD(p->global_get, (uint64_t)n);
 
 	struct rg_g *g = s->runqhead;
 	s->runqhead = g->schedlink;

@@ -117,7 +117,10 @@ struct rg_p {
 	struct rg_g *gfree; /* dead goroutines with their stacks */
 	int gfreecnt;
 
-	/* Counters read by rg_p_stats from other threads (relaxed). */
+	/* Goroutines created and exited on this P; their sum over Ps is the live count. */
+	_Atomic int64_t gcreated, gexited;
+
+	/* Counters read by rg_p_stats from other threads (relaxed, written by the owner only). */
 	_Atomic uint64_t schedtick;
 	_Atomic uint64_t runs;
 	_Atomic uint64_t steals;
@@ -137,6 +140,8 @@ struct rg_m {
 	bool spinning;
 	struct rg_note park;
 	struct rg_m *schedlink; /* idle M list */
+	struct rg_m *alllink;	/* every live M [sched lock] */
+	_Atomic bool in_g;	/* running a goroutine (read by rg_run at shutdown) */
 	uint64_t rand;
 
 	/* Request from the goroutine just switched out (read on g0). */
@@ -173,7 +178,6 @@ struct rg_sched {
 	_Atomic int32_t maxprocs_target; /* pending rg_maxprocs change */
 
 	_Atomic uint64_t goidgen;
-	_Atomic long ngoroutines;
 
 	/* Dead goroutines shared between Ps [gfree_lock]. */
 	struct rg_lock gfree_lock;
@@ -190,10 +194,9 @@ struct rg_sched {
 	/* Lifetime. */
 	_Atomic bool stopping;	   /* main returned: every M exits at its next schedule */
 	_Atomic int32_t refs;	   /* live Ms + the rg_run caller */
-	_Atomic int32_t mrunning;  /* Ms inside the scheduler loop (not in a goroutine) */
+	struct rg_m *allm;	   /* [lock] */
+	_Atomic uint32_t mexits;   /* bumped (and futex-woken) by every exiting M */
 	struct rg_note main_done;  /* main goroutine returned */
-	struct rg_note ms_quiet;   /* every M exited or is running an abandoned goroutine */
-	_Atomic bool quiet_wanted;
 
 	int64_t start_ns;
 };
@@ -207,6 +210,11 @@ struct rg_g *rg_getg(void);
 
 /* Monotonic clock in ns. */
 int64_t rg_nanotime(void);
+
+/* Bump an owner-written counter: a plain load and store, no locked instruction. */
+#define RG_COUNTER_ADD(ctr, n)                                                                   \
+	atomic_store_explicit(&(ctr), atomic_load_explicit(&(ctr), memory_order_relaxed) + (n),  \
+			      memory_order_relaxed)
 
 /* Per-M fast random numbers (wyrand). */
 uint32_t rg_fastrand(void);
@@ -241,7 +249,12 @@ void rg_goyield(void);
 void rg_runqput(struct rg_p *p, struct rg_g *g, bool next);
 bool rg_runqempty(struct rg_p *p);
 void rg_globrunqput(struct rg_sched *s, struct rg_g *g);
-void rg_wakep(struct rg_sched *s);
+/*
+ * Start a spinning M if there is an idle P and no spinner. Work published on
+ * the caller's own P needs no fence before it (the owner runs it anyway if
+ * the wake-up is missed); work published elsewhere calls with fence = true.
+ */
+void rg_wakep(struct rg_sched *s, bool fence);
 
 /* Runs the scheduler loop on the calling thread's g0 until the runtime stops. */
 void rg_schedule_loop(struct rg_m *m);

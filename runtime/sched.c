@@ -132,11 +132,12 @@ static void startm(struct rg_sched *s, struct rg_p *p, bool spinning)
 	rg_note_wakeup(&m->park);
 }
 
-void rg_wakep(struct rg_sched *s)
+void rg_wakep(struct rg_sched *s, bool fence)
 {
-	/* StoreLoad: the work we just published must be visible before we read
-	 * the counters, or an M going idle and we could both miss it. */
-	atomic_thread_fence(memory_order_seq_cst);
+	/* StoreLoad: work published off our own P must be visible before we
+	 * read the counters, or an M going idle and we could both miss it. */
+	if (fence)
+		atomic_thread_fence(memory_order_seq_cst);
 	if (atomic_load_explicit(&s->npidle, memory_order_relaxed) == 0)
 		return;
 	int32_t zero = 0;
@@ -190,7 +191,7 @@ static void resetspinning(struct rg_m *m)
 	if (atomic_fetch_sub_explicit(&s->nmspinning, 1, memory_order_seq_cst) <= 0)
 		rg_fatal("resetspinning: negative nmspinning");
 	/* We found work: someone else should look for more. */
-	rg_wakep(s);
+	rg_wakep(s, false);
 }
 
 /* ---- GOMAXPROCS changes at run time ---- */
@@ -377,20 +378,18 @@ static struct rg_g *execute(struct rg_m *m, struct rg_g *g, bool inherit)
 	m->curg = g;
 	g->m = m;
 	atomic_store_explicit(&g->status, G_RUNNING, memory_order_relaxed);
-	atomic_fetch_add_explicit(&p->runs, 1, memory_order_relaxed);
+	RG_COUNTER_ADD(p->runs, 1);
 	if (!inherit)
-		atomic_fetch_add_explicit(&p->schedtick, 1, memory_order_relaxed);
-	if (atomic_fetch_sub_explicit(&s->mrunning, 1, memory_order_release) == 1 &&
-	    atomic_load_explicit(&s->stopping, memory_order_relaxed))
-		rg_futex_wake((_Atomic uint32_t *)&s->mrunning, 1);
+		RG_COUNTER_ADD(p->schedtick, 1);
+	atomic_store_explicit(&m->in_g, true, memory_order_relaxed);
 	RG_PROBE(g_start, g->goid, p->id, m->id);
 
 	rg_asan_start_switch(&g0_fake, (void *)g->stack.limit, g->stack.hi - g->stack.limit);
 	rg_tsan_switch_to(g->tsan_fiber);
-	rg_arch_switch(&m->g0_sp, g->sp);
+	rg_arch_switch_in(&m->g0_sp, g->sp);
 	rg_asan_finish_switch(g0_fake);
 
-	atomic_fetch_add_explicit(&s->mrunning, 1, memory_order_relaxed);
+	atomic_store_explicit(&m->in_g, false, memory_order_relaxed);
 	m->curg = NULL;
 	g->m = NULL;
 	if (!rg_stack_canary_ok(&g->stack))
@@ -446,7 +445,7 @@ static void gdestroy(struct rg_m *m, struct rg_g *g)
 	g->tsan_fiber = NULL;
 	g->fn = NULL;
 	g->arg = NULL;
-	atomic_fetch_sub_explicit(&s->ngoroutines, 1, memory_order_relaxed);
+	RG_COUNTER_ADD(m->p->gexited, 1);
 	rg_gfput(s, m->p, g);
 	if (is_main)
 		rg_main_exited(s);
@@ -527,10 +526,16 @@ static void m_exit(struct rg_m *m)
 	rg_sigstack_free(m->sigstack);
 	rg_lock(&s->lock);
 	s->mcount--;
+	for (struct rg_m **pp = &s->allm; *pp; pp = &(*pp)->alllink) {
+		if (*pp == m) {
+			*pp = m->alllink;
+			break;
+		}
+	}
 	rg_unlock(&s->lock);
-	/* One fewer M in the scheduler loop: rg_run may be waiting for none. */
-	if (atomic_fetch_sub_explicit(&s->mrunning, 1, memory_order_release) == 1)
-		rg_futex_wake((_Atomic uint32_t *)&s->mrunning, 1);
+	/* rg_run may be waiting for the Ms to leave the scheduler. */
+	atomic_fetch_add_explicit(&s->mexits, 1, memory_order_release);
+	rg_futex_wake(&s->mexits, 1);
 	free(m);
 	rg_sched_put(s);
 }
@@ -565,9 +570,10 @@ int rg_newm(struct rg_sched *s, struct rg_p *p, bool spinning)
 	rg_lock(&s->lock);
 	m->id = s->mnext++;
 	s->mcount++;
+	m->alllink = s->allm;
+	s->allm = m;
 	rg_unlock(&s->lock);
 	atomic_fetch_add_explicit(&s->refs, 1, memory_order_relaxed);
-	atomic_fetch_add_explicit(&s->mrunning, 1, memory_order_relaxed);
 
 	pthread_attr_init(&attr);
 	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
@@ -576,8 +582,8 @@ int rg_newm(struct rg_sched *s, struct rg_p *p, bool spinning)
 	if (err) {
 		rg_lock(&s->lock);
 		s->mcount--;
+		s->allm = m->alllink; /* still first: nobody else adds without the lock */
 		rg_unlock(&s->lock);
-		atomic_fetch_sub_explicit(&s->mrunning, 1, memory_order_relaxed);
 		atomic_fetch_sub_explicit(&s->refs, 1, memory_order_relaxed);
 		free(m);
 		return -err;

@@ -15,12 +15,14 @@
  */
 	.text
 
-/* void rg_arch_switch(void **save_sp, void *load_sp) */
-	.globl	rg_arch_switch
-	.hidden	rg_arch_switch
-	.type	rg_arch_switch, @function
-	.p2align 4
-rg_arch_switch:
+/*
+ * Both directions share one frame layout and differ only in the FP control
+ * state: a goroutine's MXCSR and x87 control word are saved when it switches
+ * out to the scheduler and loaded when a goroutine switches in. The scheduler
+ * (g0) does no floating-point arithmetic, so its own values need not survive;
+ * this halves the cost of the slow stmxcsr/fnstcw/ldmxcsr/fldcw sequence.
+ */
+.macro SWITCH_PUSH
 	.cfi_startproc
 	pushq	%rbp
 	.cfi_adjust_cfa_offset 8
@@ -43,14 +45,9 @@ rg_arch_switch:
 	.cfi_rel_offset %r15, 0
 	subq	$8, %rsp
 	.cfi_adjust_cfa_offset 8
-	stmxcsr	(%rsp)
-	fnstcw	4(%rsp)
+.endm
 
-	movq	%rsp, (%rdi)
-	movq	%rsi, %rsp
-
-	ldmxcsr	(%rsp)
-	fldcw	4(%rsp)
+.macro SWITCH_POP
 	addq	$8, %rsp
 	.cfi_adjust_cfa_offset -8
 	popq	%r15
@@ -67,7 +64,35 @@ rg_arch_switch:
 	.cfi_adjust_cfa_offset -8
 	ret
 	.cfi_endproc
-	.size	rg_arch_switch, .-rg_arch_switch
+.endm
+
+/* void rg_arch_switch_out(void **save_sp, void *load_sp): goroutine -> scheduler */
+	.globl	rg_arch_switch_out
+	.hidden	rg_arch_switch_out
+	.type	rg_arch_switch_out, @function
+	.p2align 4
+rg_arch_switch_out:
+	SWITCH_PUSH
+	stmxcsr	(%rsp)
+	fnstcw	4(%rsp)
+	movq	%rsp, (%rdi)
+	movq	%rsi, %rsp
+	SWITCH_POP
+	.size	rg_arch_switch_out, .-rg_arch_switch_out
+
+/* void rg_arch_switch_in(void **save_sp, void *load_sp): scheduler -> goroutine */
+	.globl	rg_arch_switch_in
+	.hidden	rg_arch_switch_in
+	.type	rg_arch_switch_in, @function
+	.p2align 4
+rg_arch_switch_in:
+	SWITCH_PUSH
+	movq	%rsp, (%rdi)
+	movq	%rsi, %rsp
+	ldmxcsr	(%rsp)
+	fldcw	4(%rsp)
+	SWITCH_POP
+	.size	rg_arch_switch_in, .-rg_arch_switch_in
 
 /*
  * First code a new goroutine runs: rg_arch_stack_init left entry in rbx and
