@@ -193,6 +193,93 @@ typedef struct rg_once {
  */
 void rg_once_do(rg_once *once, void (*fn)(void *arg), void *arg);
 
+/* ---------------------------------------------------------------------------
+ * Channels and select (Go's chan and select)
+ * ------------------------------------------------------------------------- */
+
+/*
+ * rg_chan - a typed-by-size channel. Elements are copied by value, as Go does.
+ * An unbuffered channel (cap 0) completes a send only when a receiver takes
+ * the value; a buffered one is FIFO. Waiters are served in arrival order.
+ *
+ * Memory model (Go's): a send happens-before the matching receive completes;
+ * the k-th receive happens-before the (k+C)-th send completes (C = cap); a
+ * close happens-before a receive that returns because the channel is closed.
+ *
+ * A NULL channel is Go's nil channel: sending or receiving on it blocks
+ * forever, and a select case on it never proceeds.
+ */
+typedef struct rg_chan rg_chan;
+
+/*
+ * rg_chan_make - a channel of cap elements of elem_size bytes each (elem_size
+ * may be 0, Go's chan struct{}). NULL with errno EINVAL when elem_size is
+ * 64 KiB or more or the buffer size overflows, ENOMEM when out of memory.
+ */
+rg_chan *rg_chan_make(size_t elem_size, size_t cap);
+
+/* rg_chan_free - free c (NULL is a no-op). Fatal if goroutines still wait on it. */
+void rg_chan_free(rg_chan *c);
+
+/*
+ * rg_chan_send - send *elem on c, parking until it is taken (unbuffered) or
+ * buffered. Returns 0, or -EPIPE when c is closed (Go panics; ringo
+ * returns), also when it was closed while the sender waited.
+ */
+int rg_chan_send(rg_chan *c, const void *elem);
+
+/*
+ * rg_chan_recv - receive into *out (out may be NULL to discard), parking
+ * until a value arrives. Returns 1 with a value, 0 when c is closed and
+ * drained (then *out is zeroed: Go's zero value).
+ */
+int rg_chan_recv(rg_chan *c, void *out);
+
+/* rg_chan_trysend - as rg_chan_send, but -EAGAIN instead of blocking. */
+int rg_chan_trysend(rg_chan *c, const void *elem);
+
+/* rg_chan_tryrecv - as rg_chan_recv, but -EAGAIN instead of blocking. */
+int rg_chan_tryrecv(rg_chan *c, void *out);
+
+/*
+ * rg_chan_close - close c: every parked receiver gets 0 (closed) and every
+ * parked sender -EPIPE. Returns 0, -EPIPE when already closed, -EINVAL for NULL.
+ */
+int rg_chan_close(rg_chan *c);
+
+/* rg_chan_len, rg_chan_cap - elements buffered now, and the capacity (0 for NULL). */
+size_t rg_chan_len(rg_chan *c);
+size_t rg_chan_cap(rg_chan *c);
+
+/* One case of a select. Build it with RG_SEND / RG_RECV. */
+typedef struct rg_case {
+	rg_chan *chan; /* NULL: a nil channel, never ready */
+	int dir;       /* RG_CASE_SEND or RG_CASE_RECV */
+	void *elem;    /* send: the value to send; recv: where to store it (may be NULL) */
+	int result;    /* out, for the chosen case: send 0 or -EPIPE; recv 1 (value) or 0 (closed) */
+} rg_case;
+
+enum { RG_CASE_SEND = 1, RG_CASE_RECV = 2 };
+
+#define RG_SEND(ch, ptr) ((rg_case){.chan = (ch), .dir = RG_CASE_SEND, .elem = (void *)(ptr)})
+#define RG_RECV(ch, ptr) ((rg_case){.chan = (ch), .dir = RG_CASE_RECV, .elem = (ptr)})
+
+/*
+ * rg_select - Go's select over n cases. Chooses uniformly at random among the
+ * ready cases and returns its index, with cases[i].result set. When none is
+ * ready it blocks, or with has_default returns -EAGAIN (Go's default case).
+ * A send case on a closed channel is ready and reports -EPIPE. With no
+ * non-NULL channel and no default it blocks forever, like Go's `select {}`.
+ * Returns -EINVAL for a bad case (dir) or more than 65536 cases.
+ *
+ *	rg_case cs[] = { RG_RECV(jobs, &job), RG_RECV(done, NULL) };
+ *	switch (rg_select(cs, 2, false)) {
+ *	case 0: if (cs[0].result) handle(job); break;
+ *	case 1: return;
+ *	}
+ */
+int rg_select(rg_case *cases, size_t n, bool has_default);
+
 #pragma GCC visibility pop
 
 #ifdef __cplusplus

@@ -51,6 +51,12 @@ static const char *const wait_reasons[WAIT_REASON_COUNT] = {
 	[WAIT_SYNC_MUTEX_LOCK] = "sync.Mutex.Lock",
 	[WAIT_WAITGROUP_WAIT] = "sync.WaitGroup.Wait",
 	[WAIT_PARK_TEST] = "test park",
+	[WAIT_CHAN_SEND] = "chan send",
+	[WAIT_CHAN_RECV] = "chan receive",
+	[WAIT_CHAN_SEND_NIL] = "chan send (nil chan)",
+	[WAIT_CHAN_RECV_NIL] = "chan receive (nil chan)",
+	[WAIT_SELECT] = "select",
+	[WAIT_SELECT_NO_CASES] = "select (no cases)",
 };
 
 const char *rg_wait_reason_string(enum rg_wait_reason r)

@@ -26,6 +26,7 @@ struct rg_g;
 struct rg_m;
 struct rg_p;
 struct rg_sched;
+struct rg_sudog;
 
 /* Goroutine states (Go's _G* values, the ones ringo uses). */
 enum rg_gstatus {
@@ -44,6 +45,12 @@ enum rg_wait_reason {
 	WAIT_SYNC_MUTEX_LOCK,
 	WAIT_WAITGROUP_WAIT,
 	WAIT_PARK_TEST, /* runtime tests */
+	WAIT_CHAN_SEND,
+	WAIT_CHAN_RECV,
+	WAIT_CHAN_SEND_NIL,
+	WAIT_CHAN_RECV_NIL,
+	WAIT_SELECT,
+	WAIT_SELECT_NO_CASES,
 	WAIT_REASON_COUNT,
 };
 
@@ -86,6 +93,10 @@ struct rg_g {
 	const void *wait_obj;
 	int64_t wait_since; /* ns, CLOCK_MONOTONIC */
 	struct rg_semawait sema;
+
+	/* Channels: the sudog that woke us, and the select race's winner flag. */
+	struct rg_sudog *param;
+	_Atomic uint32_t select_done;
 
 	/* Sanitizer fibers. */
 	void *tsan_fiber;
