@@ -13,7 +13,7 @@ packages=(
 	# sanitizer runtimes: gcc's (also pulled in by gcc-12) and clang's (only "recommended"
 	# by libclang-common-14-dev, so --no-install-recommends would leave it out)
 	libasan8 libubsan1 libtsan2 libclang-rt-14-dev
-	liburing-dev libbpf-dev bpftool libelf-dev zlib1g-dev systemtap-sdt-dev linux-libc-dev
+	liburing-dev libbpf-dev bpftool libelf-dev libdw-dev zlib1g-dev systemtap-sdt-dev linux-libc-dev
 	linux-source-6.1 xz-utils
 	golang-go golang-1.19-src
 )
