@@ -194,6 +194,37 @@ typedef struct rg_once {
 void rg_once_do(rg_once *once, void (*fn)(void *arg), void *arg);
 
 /* ---------------------------------------------------------------------------
+ * Bug detectors: leak check (deadlock detection and SIGQUIT dumps are automatic)
+ * ------------------------------------------------------------------------- */
+
+/*
+ * Goroutines to tolerate in rg_leakcheck (uber-go/goleak's options): by id,
+ * or by entry function. Zero-initialised means "none".
+ */
+struct rg_leakcheck_opts {
+	const uint64_t *ignore_ids;
+	size_t n_ignore_ids;
+	void (*const *ignore_fns)(void *);
+	size_t n_ignore_fns;
+	int64_t timeout_ns; /* how long runnable goroutines may take to finish; 0: 1 s */
+};
+
+/*
+ * rg_leakcheck - report goroutines still alive other than the caller and the
+ * ignored ones, each with its dump on stderr, and return how many (0: no
+ * leak). Goroutines that are still runnable get until the timeout to finish
+ * (the checker yields to them, it does not sleep); parked ones are leaks at
+ * once. Returns -EPERM outside a goroutine, -EINVAL for inconsistent opts.
+ *
+ * The deadlock detector needs no call: when every goroutine is parked and
+ * nothing (timer, I/O, system call) can wake one, ringo prints "ringo: fatal:
+ * all goroutines are asleep - deadlock!" with a dump and exits 2, as Go does
+ * (RINGO_DEADLOCK=0 turns it off, for programs that wake goroutines from
+ * plain threads). SIGQUIT dumps every goroutine and exits 2, as in Go.
+ */
+long rg_leakcheck(const struct rg_leakcheck_opts *opts);
+
+/* ---------------------------------------------------------------------------
  * Channels and select (Go's chan and select)
  * ------------------------------------------------------------------------- */
 

@@ -5,7 +5,7 @@
  */
 #include "fatal.h"
 
-#include <dlfcn.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -16,6 +16,7 @@
 
 #include "arch.h"
 #include "runtime.h"
+#include "symbolize.h"
 
 #define SIGSTACK_SIZE (64 * 1024)
 #define MAX_FRAMES 32
@@ -64,23 +65,18 @@ const char *rg_wait_reason_string(enum rg_wait_reason r)
 	return r < WAIT_REASON_COUNT && wait_reasons[r] ? wait_reasons[r] : "?";
 }
 
+/* In the overflow handler, only what dladdr knows: no allocation on the signal stack. */
+static bool simple_symbols;
+
 static void print_pc(uintptr_t pc)
 {
-	Dl_info info;
+	char buf[768];
 
-	if (dladdr((void *)pc, &info) && info.dli_fname) {
-		const char *file = strrchr(info.dli_fname, '/');
-		file = file ? file + 1 : info.dli_fname;
-		/* Module offsets feed addr2line even where the symbol is static. */
-		if (info.dli_sname)
-			outf("\t%s+%#lx (%s+%#lx)\n", info.dli_sname,
-			     (unsigned long)(pc - (uintptr_t)info.dli_saddr), file,
-			     (unsigned long)(pc - (uintptr_t)info.dli_fbase));
-		else
-			outf("\t?? (%s+%#lx)\n", file, (unsigned long)(pc - (uintptr_t)info.dli_fbase));
-	} else {
-		outf("\t%#lx\n", (unsigned long)pc);
-	}
+	if (simple_symbols)
+		rg_symbolize_simple(pc, buf, sizeof(buf));
+	else
+		rg_symbolize(pc, buf, sizeof(buf));
+	outf("\t%s\n", buf);
 }
 
 /* Walk a frame-pointer chain that must stay within [lo, hi). */
@@ -119,43 +115,105 @@ static const char *status_string(uint32_t st)
 	}
 }
 
-static void dump_goroutine(struct rg_g *g, struct rg_g *self)
+/* Where the dumping goroutine's own walk starts (its live frames, not a saved context). */
+struct self_frame {
+	struct rg_g *g;
+	uintptr_t pc, fp;
+};
+
+static void dump_one(struct rg_g *g, const struct self_frame *self)
 {
 	uint32_t st = atomic_load_explicit(&g->status, memory_order_relaxed);
 
 	if (st == G_DEAD || st == G_IDLE)
 		return;
-	if (st == G_WAITING)
-		outf("\ngoroutine %llu [%s]:\n", (unsigned long long)g->goid,
-		     rg_wait_reason_string((enum rg_wait_reason)g->wait_reason));
-	else
+	if (st == G_WAITING) {
+		/* As Go: the wait's length once it passes a minute. */
+		int64_t mins = (rg_nanotime_coarse() - g->wait_since) / 60000000000LL;
+		if (mins >= 1)
+			outf("\ngoroutine %llu [%s, %lld minutes]:\n", (unsigned long long)g->goid,
+			     rg_wait_reason_string((enum rg_wait_reason)g->wait_reason),
+			     (long long)mins);
+		else
+			outf("\ngoroutine %llu [%s]:\n", (unsigned long long)g->goid,
+			     rg_wait_reason_string((enum rg_wait_reason)g->wait_reason));
+	} else {
 		outf("\ngoroutine %llu [%s]:\n", (unsigned long long)g->goid, status_string(st));
-	if (g == self) {
-		walk_frames((uintptr_t)__builtin_return_address(0),
-			    (uintptr_t)__builtin_frame_address(0), g->stack.limit, g->stack.hi);
+	}
+	if (self && g == self->g) {
+		walk_frames(self->pc, self->fp, g->stack.limit, g->stack.hi);
 	} else if (st != G_RUNNING && g->sp) {
 		walk_frames(rg_arch_saved_pc(g->sp), rg_arch_saved_fp(g->sp), g->stack.limit,
 			    g->stack.hi);
 	}
 	if (g->fn) {
-		outf("created by goroutine %llu, running\n", (unsigned long long)g->parent_goid);
+		outf("created by goroutine %llu, entry\n", (unsigned long long)g->parent_goid);
 		print_pc((uintptr_t)g->fn);
 	}
 }
 
+struct dump_req {
+	struct rg_sched *s; /* every goroutine of s ... */
+	struct rg_g *only;  /* ... or just this one */
+	struct self_frame self;
+};
+
+static void dump_req_run(const struct dump_req *r)
+{
+	if (r->only) {
+		dump_one(r->only, &r->self);
+		return;
+	}
+	if (!r->s)
+		return;
+	if (r->self.g)
+		dump_one(r->self.g, &r->self);
+	/* No lock: the process may be dying with the lock held by this thread. */
+	for (size_t i = 0; i < r->s->nallg; i++)
+		if (r->s->allg[i] != r->self.g)
+			dump_one(r->s->allg[i], &r->self);
+}
+
+static void *dump_thread(void *arg)
+{
+	dump_req_run(arg);
+	return NULL;
+}
+
+/*
+ * Symbolizing with libdwfl needs far more stack than a goroutine has, so the
+ * dump runs on a thread of its own (default 8 MiB stack) while we wait.
+ */
+__attribute__((noinline)) static void dump(struct rg_sched *s, struct rg_g *only, struct rg_g *self)
+{
+	struct dump_req r = {.s = s, .only = only, .self = {.g = self}};
+	pthread_t t;
+
+	if (self) {
+		r.self.pc = (uintptr_t)__builtin_return_address(0);
+		r.self.fp = (uintptr_t)__builtin_frame_address(0);
+	}
+	if (simple_symbols || pthread_create(&t, NULL, dump_thread, &r) != 0) {
+		simple_symbols = true;
+		dump_req_run(&r);
+		return;
+	}
+	pthread_join(t, NULL);
+}
+
+void rg_dump_goroutines(struct rg_sched *s, struct rg_g *self)
+{
+	dump(s, NULL, self);
+}
+
+void rg_dump_goroutine(struct rg_g *g, struct rg_g *self)
+{
+	dump(NULL, g, self);
+}
+
 static void dump_all(void)
 {
-	struct rg_sched *s = rg_sched_current();
-	struct rg_g *self = rg_getg();
-
-	if (!s)
-		return;
-	if (self)
-		dump_goroutine(self, self);
-	/* No lock: the process is dying, and the lock may be held by this thread. */
-	for (size_t i = 0; i < s->nallg; i++)
-		if (s->allg[i] != self)
-			dump_goroutine(s->allg[i], self);
+	dump(rg_sched_current(), NULL, rg_getg());
 }
 
 void rg_fatal(const char *fmt, ...)
@@ -184,14 +242,15 @@ static void overflow_handler(int sig, siginfo_t *si, void *uctx)
 	if (g && rg_stack_in_guard(&g->stack, (uintptr_t)si->si_addr)) {
 		/* We are on the signal stack: the goroutine's stack is exhausted,
 		 * so report from here and do not walk it. */
+		simple_symbols = true;
 		outf("ringo: fatal: goroutine %llu stack overflow\n", (unsigned long long)g->goid);
-		outf("\ngoroutine %llu [running]:\ncreated by goroutine %llu, running\n",
+		outf("\ngoroutine %llu [running]:\ncreated by goroutine %llu, entry\n",
 		     (unsigned long long)g->goid, (unsigned long long)g->parent_goid);
 		print_pc((uintptr_t)g->fn);
 		struct rg_sched *s = m->sched;
 		for (size_t i = 0; i < s->nallg; i++)
 			if (s->allg[i] != g)
-				dump_goroutine(s->allg[i], NULL);
+				dump_one(s->allg[i], NULL);
 		signal(SIGABRT, SIG_DFL);
 		abort();
 	}
@@ -211,10 +270,19 @@ static void overflow_handler(int sig, siginfo_t *si, void *uctx)
 	signal(sig, SIG_DFL);
 }
 
+/* SIGQUIT, as in Go: dump every goroutine and exit 2. */
+static void sigquit_handler(int sig)
+{
+	(void)sig;
+	outf("SIGQUIT: quit\n");
+	dump_all();
+	_exit(2);
+}
+
 void rg_fatal_install_handlers(void)
 {
 	static _Atomic bool installed;
-	struct sigaction sa;
+	struct sigaction sa, old;
 
 	if (atomic_exchange(&installed, true))
 		return;
@@ -224,6 +292,16 @@ void rg_fatal_install_handlers(void)
 	sigemptyset(&sa.sa_mask);
 	sigaction(SIGSEGV, &sa, &old_segv);
 	sigaction(SIGBUS, &sa, &old_bus);
+
+	/* Only where the program left SIGQUIT at its default (core dump). */
+	if (sigaction(SIGQUIT, NULL, &old) == 0 && !(old.sa_flags & SA_SIGINFO) &&
+	    old.sa_handler == SIG_DFL) {
+		memset(&sa, 0, sizeof(sa));
+		sa.sa_handler = sigquit_handler;
+		sa.sa_flags = SA_ONSTACK;
+		sigemptyset(&sa.sa_mask);
+		sigaction(SIGQUIT, &sa, NULL);
+	}
 }
 
 void *rg_sigstack_alloc(void)

@@ -25,13 +25,25 @@ void rg_futex_wait(_Atomic uint32_t *addr, uint32_t val, int64_t ns)
 		ts.tv_nsec = ns % 1000000000;
 		tsp = &ts;
 	}
-	/* EINTR, EAGAIN and ETIMEDOUT all just mean "look again". */
+	/* EINTR, EAGAIN and ETIMEDOUT all just mean "look again". The runtime
+	 * runs these on goroutines' behalf: their errno must not change. */
+	int saved = errno;
 	syscall(SYS_futex, addr, FUTEX_WAIT_PRIVATE, val, tsp, NULL, 0);
+	errno = saved;
 }
 
 void rg_futex_wake(_Atomic uint32_t *addr, int n)
 {
+	int saved = errno;
 	syscall(SYS_futex, addr, FUTEX_WAKE_PRIVATE, n, NULL, NULL, 0);
+	errno = saved;
+}
+
+void rg_osyield(void)
+{
+	int saved = errno;
+	sched_yield();
+	errno = saved;
 }
 
 void rg_lock(struct rg_lock *l)
@@ -59,7 +71,7 @@ void rg_lock(struct rg_lock *l)
 			for (int j = 0; j < ACTIVE_SPIN_CNT; j++)
 				rg_arch_relax();
 		}
-		sched_yield();
+		rg_osyield();
 		while (atomic_load_explicit(&l->key, memory_order_relaxed) == UNLOCKED) {
 			v = UNLOCKED;
 			if (atomic_compare_exchange_weak_explicit(&l->key, &v, wait, memory_order_acquire,

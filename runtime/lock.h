@@ -37,7 +37,10 @@ static inline void rg_note_clear(struct rg_note *n)
 	atomic_store_explicit(&n->key, 0, memory_order_relaxed);
 }
 
-/* Raw futex wrappers, private to the process. */
+/* sched_yield that leaves errno alone. */
+void rg_osyield(void);
+
+/* Raw futex wrappers, private to the process; errno is preserved. */
 void rg_futex_wait(_Atomic uint32_t *addr, uint32_t val, int64_t ns);
 void rg_futex_wake(_Atomic uint32_t *addr, int n);
 

@@ -24,6 +24,14 @@ void rg_sched_wake_all(struct rg_sched *s);
 static _Atomic(struct rg_sched *) current_sched;
 static int maxprocs_preset; /* rg_maxprocs before rg_run; 0 = default */
 
+int64_t rg_nanotime_coarse(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+	return ts.tv_sec * 1000000000LL + ts.tv_nsec;
+}
+
 int64_t rg_nanotime(void)
 {
 	struct timespec ts;
@@ -76,19 +84,19 @@ void rg_gfput(struct rg_sched *s, struct rg_p *p, struct rg_g *g)
 		p->gfreecnt--;
 		x->schedlink = s->gfree;
 		s->gfree = x;
-		s->gfreecnt++;
+		RG_COUNTER_ADD(s->gfreecnt, 1);
 	}
 	rg_unlock(&s->gfree_lock);
 }
 
 static struct rg_g *gfget(struct rg_sched *s, struct rg_p *p)
 {
-	if (!p->gfree && s->gfreecnt > 0) {
+	if (!p->gfree && atomic_load_explicit(&s->gfreecnt, memory_order_relaxed) > 0) {
 		rg_lock(&s->gfree_lock);
 		while (p->gfreecnt < GFREE_LOCAL_MAX / 2 && s->gfree) {
 			struct rg_g *x = s->gfree;
 			s->gfree = x->schedlink;
-			s->gfreecnt--;
+			RG_COUNTER_ADD(s->gfreecnt, -1);
 			x->schedlink = p->gfree;
 			p->gfree = x;
 			p->gfreecnt++;
@@ -230,6 +238,7 @@ void rg_park(bool (*commit)(struct rg_g *g, void *arg), void *arg, enum rg_wait_
 		rg_fatal("park outside a goroutine");
 	g->wait_reason = (uint8_t)reason;
 	g->wait_obj = obj;
+	g->wait_since = rg_nanotime_coarse();
 	m->op = SWITCH_PARK;
 	m->park_commit = commit;
 	m->park_arg = arg;
@@ -499,6 +508,8 @@ int rg_run(void (*main_fn)(void *), void *arg)
 	rg_fatal_install_handlers();
 	rg_stack_pool_init(&s->stacks);
 	s->start_ns = rg_nanotime();
+	const char *dl = getenv("RINGO_DEADLOCK");
+	s->deadlock_check = !(dl && strcmp(dl, "0") == 0);
 	atomic_store_explicit(&s->refs, 1, memory_order_relaxed);
 
 	int n = initial_maxprocs();

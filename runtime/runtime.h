@@ -91,7 +91,7 @@ struct rg_g {
 	/* Parking. */
 	uint8_t wait_reason;
 	const void *wait_obj;
-	int64_t wait_since; /* ns, CLOCK_MONOTONIC */
+	int64_t wait_since; /* ns, CLOCK_MONOTONIC_COARSE (4 ms resolution, 6 ns to read) */
 	struct rg_semawait sema;
 
 	/* Channels: the sudog that woke us, and the select race's winner flag. */
@@ -193,7 +193,7 @@ struct rg_sched {
 	/* Dead goroutines shared between Ps [gfree_lock]. */
 	struct rg_lock gfree_lock;
 	struct rg_g *gfree;
-	int32_t gfreecnt;
+	_Atomic int32_t gfreecnt; /* also peeked at without the lock */
 
 	/* Every goroutine ever allocated, for dumps [allg_lock]. */
 	struct rg_lock allg_lock;
@@ -210,6 +210,14 @@ struct rg_sched {
 	struct rg_note main_done;  /* main goroutine returned */
 
 	int64_t start_ns;
+
+	/*
+	 * Wake-up sources the deadlock detector cannot see in the run queues:
+	 * pending timers, I/O in flight, goroutines in blocking syscalls
+	 * (later issues add to it). Non-zero means "not a deadlock".
+	 */
+	_Atomic int32_t pending_wakeups;
+	bool deadlock_check; /* RINGO_DEADLOCK=0 turns it off */
 };
 
 /* The calling thread's M, or NULL. Not inlined: a goroutine may resume on another thread. */
@@ -219,8 +227,9 @@ void rg_setm(struct rg_m *m);
 /* The running goroutine, or NULL on g0 or outside the runtime. */
 struct rg_g *rg_getg(void);
 
-/* Monotonic clock in ns. */
+/* Monotonic clock in ns; the coarse one is cheap enough for every park. */
 int64_t rg_nanotime(void);
+int64_t rg_nanotime_coarse(void);
 
 /* Bump an owner-written counter: a plain load and store, no locked instruction. */
 #define RG_COUNTER_ADD(ctr, n)                                                                   \
@@ -275,6 +284,15 @@ int rg_newm(struct rg_sched *s, struct rg_p *p, bool spinning);
 
 /* Drop a reference to the scheduler; the last one frees it. */
 void rg_sched_put(struct rg_sched *s);
+
+/* ---- deadlock.c ---- */
+
+/* Called by the last M to go idle, with s->lock held: all asleep means deadlock. */
+void rg_checkdead(struct rg_sched *s);
+
+/* Print every goroutine, or one (fatal.c); self is the caller, dumped from its live frames. */
+void rg_dump_goroutines(struct rg_sched *s, struct rg_g *self);
+void rg_dump_goroutine(struct rg_g *g, struct rg_g *self);
 
 /* ---- maxprocs.c ---- */
 int rg_default_maxprocs(void);

@@ -159,6 +159,8 @@ static bool stopm(struct rg_m *m)
 		return false;
 	}
 	mput(s, m);
+	if (s->nmidle == s->mcount)
+		rg_checkdead(s); /* we were the last M awake */
 	rg_unlock(&s->lock);
 
 	RG_PROBE(m_park, m->id);

@@ -188,12 +188,14 @@ int rg_stack_alloc(struct rg_stack_pool *pool, size_t g_size, struct rg_stack *s
 	size_t ps = page_size();
 	uintptr_t lo;
 	bool guarded;
+	int saved_errno = errno; /* mmap and madvise run on a goroutine's behalf */
 
 	rg_lock(&pool->lock);
 	if (pool->cur == pool->end) {
 		int err = new_chunk(pool);
 		if (err) {
 			rg_unlock(&pool->lock);
+			errno = saved_errno;
 			return err;
 		}
 	}
@@ -213,6 +215,7 @@ int rg_stack_alloc(struct rg_stack_pool *pool, size_t g_size, struct rg_stack *s
 	pool->cur += pool->slot_size;
 	guarded = install_guard(pool, lo);
 	rg_unlock(&pool->lock);
+	errno = saved_errno;
 
 	st->lo = lo;
 	st->hi = lo + pool->slot_size;

@@ -1,0 +1,73 @@
+// SPDX-License-Identifier: BSD-2-Clause
+/*
+ * Leak check, uber-go/goleak's idea inside the runtime: at the end of a test
+ * (or of a request), every goroutine other than the caller should be gone.
+ */
+#include <errno.h>
+#include <stdio.h>
+
+#include "fatal.h"
+#include "runtime.h"
+
+#define DEFAULT_TIMEOUT_NS 1000000000LL
+
+static bool ignored(const struct rg_leakcheck_opts *o, const struct rg_g *g)
+{
+	for (size_t i = 0; i < o->n_ignore_ids; i++)
+		if (o->ignore_ids[i] == g->goid)
+			return true;
+	for (size_t i = 0; i < o->n_ignore_fns; i++)
+		if (o->ignore_fns[i] == g->fn)
+			return true;
+	return false;
+}
+
+/* Count the suspects; *busy tells whether any of them may still finish by itself. */
+static long scan(struct rg_sched *s, struct rg_g *self, const struct rg_leakcheck_opts *o,
+		 bool *busy, bool report)
+{
+	long n = 0;
+
+	*busy = false;
+	rg_lock(&s->allg_lock);
+	for (size_t i = 0; i < s->nallg; i++) {
+		struct rg_g *g = s->allg[i];
+		uint32_t st = atomic_load_explicit(&g->status, memory_order_acquire);
+		if (g == self || st == G_DEAD || st == G_IDLE || ignored(o, g))
+			continue;
+		n++;
+		if (st != G_WAITING)
+			*busy = true;
+		if (report)
+			rg_dump_goroutine(g, NULL);
+	}
+	rg_unlock(&s->allg_lock);
+	return n;
+}
+
+long rg_leakcheck(const struct rg_leakcheck_opts *opts)
+{
+	static const struct rg_leakcheck_opts none;
+	const struct rg_leakcheck_opts *o = opts ? opts : &none;
+	struct rg_m *m = rg_getm();
+	struct rg_g *self = m ? m->curg : NULL;
+	bool busy;
+
+	if (!self)
+		return -EPERM;
+	if ((o->n_ignore_ids && !o->ignore_ids) || (o->n_ignore_fns && !o->ignore_fns) ||
+	    o->timeout_ns < 0)
+		return -EINVAL;
+	struct rg_sched *s = m->sched;
+	int64_t deadline = rg_nanotime() + (o->timeout_ns ? o->timeout_ns : DEFAULT_TIMEOUT_NS);
+
+	/* Goroutines that are runnable are on their way somewhere: let them run. */
+	long n;
+	while ((n = scan(s, self, o, &busy, false)) > 0 && busy && rg_nanotime() < deadline)
+		rg_yield();
+	if (n == 0)
+		return 0;
+	fprintf(stderr, "ringo: leakcheck: %ld goroutine%s still alive:\n", n, n == 1 ? "" : "s");
+	fflush(stderr);
+	return scan(s, self, o, &busy, true);
+}
