@@ -193,6 +193,119 @@ typedef struct rg_once {
  */
 void rg_once_do(rg_once *once, void (*fn)(void *arg), void *arg);
 
+/*
+ * rg_rwmutex - a reader/writer lock (Go's sync.RWMutex). Any number of readers
+ * or one writer. A blocked writer keeps new readers out (writer preference),
+ * so readers cannot starve writers. Zero value: unlocked.
+ */
+typedef struct rg_rwmutex {
+	rg_mutex w;		/* held by the writer, pending or active */
+	uint32_t writer_sem;	/* the writer waits here for departing readers */
+	uint32_t reader_sem;	/* readers wait here for the writer */
+	int32_t reader_count;	/* readers; minus RG_RWMUTEX_MAX_READERS while a writer waits */
+	int32_t reader_wait;	/* readers the writer still waits for */
+} rg_rwmutex;
+
+#define RG_RWMUTEX_INIT {RG_MUTEX_INIT, 0, 0, 0, 0}
+
+void rg_rwmutex_rlock(rg_rwmutex *rw);
+bool rg_rwmutex_tryrlock(rg_rwmutex *rw);
+/* Fatal when not read-locked: "sync: RUnlock of unlocked RWMutex". */
+void rg_rwmutex_runlock(rg_rwmutex *rw);
+void rg_rwmutex_lock(rg_rwmutex *rw);
+bool rg_rwmutex_trylock(rg_rwmutex *rw);
+/* Fatal when not write-locked: "sync: Unlock of unlocked RWMutex". */
+void rg_rwmutex_unlock(rg_rwmutex *rw);
+
+/*
+ * rg_cond - a condition variable (Go's sync.Cond) tied to a mutex L. Wait
+ * unlocks L, parks until signalled, and locks L again. Waiters are woken in
+ * the order they started waiting. Initialise with RG_COND_INIT(&mu) or set L.
+ */
+typedef struct rg_cond {
+	rg_mutex *L;
+	uint32_t wait;	 /* next ticket */
+	uint32_t notify; /* next ticket to wake */
+	uint32_t lock;
+	void *head, *tail;
+} rg_cond;
+
+#define RG_COND_INIT(mutex) {(mutex), 0, 0, 0, NULL, NULL}
+
+void rg_cond_wait(rg_cond *c);
+void rg_cond_signal(rg_cond *c);
+void rg_cond_broadcast(rg_cond *c);
+
+/*
+ * rg_sem - a weighted semaphore (golang.org/x/sync/semaphore): acquisitions
+ * of different weights, served in FIFO order so a large request is not
+ * starved by small ones. RG_SEM_INIT(n) or rg_sem_init sets the weight; a
+ * zeroed rg_sem has weight 0.
+ */
+typedef struct rg_sem {
+	int64_t size;
+	int64_t cur;
+	uint32_t lock;
+	void *head, *tail;
+} rg_sem;
+
+#define RG_SEM_INIT(n) {(n), 0, 0, NULL, NULL}
+
+/* rg_sem_init - set the total weight to n (before use). -EINVAL for n < 0. */
+int rg_sem_init(rg_sem *s, int64_t n);
+/* rg_sem_acquire - park until n can be taken; 0, or -EINVAL when n < 0 or n > the weight. */
+int rg_sem_acquire(rg_sem *s, int64_t n);
+/* rg_sem_tryacquire - take n if it is free now and nobody waits; true on success. */
+bool rg_sem_tryacquire(rg_sem *s, int64_t n);
+/* rg_sem_release - give back n. Fatal when more is released than held. */
+void rg_sem_release(rg_sem *s, int64_t n);
+
+/*
+ * rg_atomic_value - publish a pointer for readers that must never block (Go's
+ * atomic.Value, for configuration hot-reload). Load is one acquire load;
+ * stores are release stores. The old value's memory is the caller's: free it
+ * only when no reader can still hold it (for example after every reader
+ * goroutine has acknowledged the new value). Zero value: holds NULL.
+ */
+typedef struct rg_atomic_value {
+	void *v;
+} rg_atomic_value;
+
+void *rg_atomic_value_load(rg_atomic_value *av);
+void rg_atomic_value_store(rg_atomic_value *av, void *v);
+/* Store v, return the previous value. */
+void *rg_atomic_value_swap(rg_atomic_value *av, void *v);
+/* Store new if the value is old; true when it did. */
+bool rg_atomic_value_cas(rg_atomic_value *av, void *old, void *new_v);
+
+/*
+ * rg_errgroup - run goroutines that may fail and wait for all of them; the
+ * first error wins (golang.org/x/sync/errgroup). Zero value: no limit.
+ */
+typedef struct rg_errgroup {
+	rg_wg wg;
+	rg_once err_once;
+	int err;
+	int32_t limit;	/* 0: unlimited */
+	rg_sem sem;	/* active goroutines when limited */
+	uint32_t canceled;
+} rg_errgroup;
+
+/*
+ * rg_errgroup_go - run fn(arg) in a new goroutine; a non-zero return is the
+ * group's error if it is the first. With a limit, parks until a slot is free.
+ * Returns 0 or the -errno of rg_go (then fn does not run).
+ */
+int rg_errgroup_go(rg_errgroup *g, int (*fn)(void *arg), void *arg);
+/* rg_errgroup_trygo - as go, but -EAGAIN instead of waiting for a slot. */
+int rg_errgroup_trygo(rg_errgroup *g, int (*fn)(void *arg), void *arg);
+/* rg_errgroup_set_limit - at most n goroutines at once (n <= 0: no limit). -EBUSY while any run. */
+int rg_errgroup_set_limit(rg_errgroup *g, int n);
+/* rg_errgroup_wait - wait for every goroutine; the first error, or 0. */
+int rg_errgroup_wait(rg_errgroup *g);
+/* rg_errgroup_canceled - true once a goroutine of g failed: the others should stop. */
+bool rg_errgroup_canceled(rg_errgroup *g);
+
 /* ---------------------------------------------------------------------------
  * Bug detectors: leak check (deadlock detection and SIGQUIT dumps are automatic)
  * ------------------------------------------------------------------------- */

@@ -1,0 +1,103 @@
+// SPDX-License-Identifier: BSD-2-Clause
+/*
+ * rg_errgroup: golang.org/x/sync/errgroup. A WaitGroup for the goroutines, a
+ * Once for the first error, and (with a limit) a semaphore for the slots.
+ * Cancellation is a flag the goroutines can poll; the context issue ties it
+ * to rg_ctx.
+ */
+#include <errno.h>
+#include <stdlib.h>
+
+#include "ringo.h"
+
+struct errgroup_task {
+	rg_errgroup *g;
+	int (*fn)(void *);
+	void *arg;
+};
+
+struct first_error {
+	rg_errgroup *g;
+	int err;
+};
+
+static void set_error(void *arg)
+{
+	struct first_error *fe = arg;
+
+	fe->g->err = fe->err;
+	__atomic_store_n(&fe->g->canceled, 1, __ATOMIC_RELEASE);
+}
+
+static void errgroup_run(void *arg)
+{
+	struct errgroup_task t = *(struct errgroup_task *)arg;
+
+	free(arg);
+	int err = t.fn(t.arg);
+	if (err) {
+		struct first_error fe = {t.g, err};
+		rg_once_do(&t.g->err_once, set_error, &fe);
+	}
+	if (t.g->limit > 0)
+		rg_sem_release(&t.g->sem, 1);
+	rg_wg_done(&t.g->wg);
+}
+
+static int start(rg_errgroup *g, int (*fn)(void *), void *arg)
+{
+	struct errgroup_task *t = malloc(sizeof(*t));
+
+	if (!t) {
+		if (g->limit > 0)
+			rg_sem_release(&g->sem, 1);
+		return -ENOMEM;
+	}
+	*t = (struct errgroup_task){g, fn, arg};
+	rg_wg_add(&g->wg, 1);
+	int err = rg_go(errgroup_run, t);
+	if (err) {
+		free(t);
+		if (g->limit > 0)
+			rg_sem_release(&g->sem, 1);
+		rg_wg_done(&g->wg);
+	}
+	return err;
+}
+
+int rg_errgroup_go(rg_errgroup *g, int (*fn)(void *), void *arg)
+{
+	if (!fn)
+		return -EINVAL;
+	if (g->limit > 0)
+		rg_sem_acquire(&g->sem, 1);
+	return start(g, fn, arg);
+}
+
+int rg_errgroup_trygo(rg_errgroup *g, int (*fn)(void *), void *arg)
+{
+	if (!fn)
+		return -EINVAL;
+	if (g->limit > 0 && !rg_sem_tryacquire(&g->sem, 1))
+		return -EAGAIN;
+	return start(g, fn, arg);
+}
+
+int rg_errgroup_set_limit(rg_errgroup *g, int n)
+{
+	if (__atomic_load_n(&g->wg.state, __ATOMIC_ACQUIRE) >> 32)
+		return -EBUSY; /* as Go: changing the limit with goroutines active is a bug */
+	g->limit = n > 0 ? n : 0;
+	return rg_sem_init(&g->sem, g->limit);
+}
+
+int rg_errgroup_wait(rg_errgroup *g)
+{
+	rg_wg_wait(&g->wg);
+	return g->err;
+}
+
+bool rg_errgroup_canceled(rg_errgroup *g)
+{
+	return __atomic_load_n(&g->canceled, __ATOMIC_ACQUIRE) != 0;
+}
