@@ -97,10 +97,10 @@ void rg_chan_free(rg_chan *c)
 {
 	if (!c)
 		return;
-	rg_lock(&c->lock);
+	rg_spin_lock(&c->lock);
 	bool waiters = atomic_load_explicit(&c->recvq.first, memory_order_relaxed) ||
 		       atomic_load_explicit(&c->sendq.first, memory_order_relaxed);
-	rg_unlock(&c->lock);
+	rg_spin_unlock(&c->lock);
 	if (waiters)
 		rg_fatal("free of a channel that goroutines wait on");
 	free(c);
@@ -132,7 +132,7 @@ void rg_chan_send_to(struct rg_chan *c, struct rg_sudog *sg, const void *ep,
 {
 	/* The only place one goroutine writes another's stack: the receiver's destination. */
 	if (sg->elem && c->elemsize)
-		memcpy(sg->elem, ep, c->elemsize);
+		rg_elem_copy(sg->elem, ep, c->elemsize);
 	unlock(arg);
 	wake(sg, true);
 }
@@ -142,15 +142,15 @@ void rg_chan_recv_from(struct rg_chan *c, struct rg_sudog *sg, void *ep,
 {
 	if (c->cap == 0) {
 		if (ep && c->elemsize)
-			memcpy(ep, sg->elem, c->elemsize);
+			rg_elem_copy(ep, sg->elem, c->elemsize);
 	} else {
 		/* Full buffer: take its head and put the sender's value at its tail,
 		 * which is the same slot; the queue order stays FIFO. */
 		unsigned char *qp = rg_chanbuf(c, c->recvx);
 		if (ep && c->elemsize)
-			memcpy(ep, qp, c->elemsize);
+			rg_elem_copy(ep, qp, c->elemsize);
 		if (c->elemsize)
-			memcpy(qp, sg->elem, c->elemsize);
+			rg_elem_copy(qp, sg->elem, c->elemsize);
 		if (++c->recvx == c->cap)
 			c->recvx = 0;
 		c->sendx = c->recvx;
@@ -161,13 +161,13 @@ void rg_chan_recv_from(struct rg_chan *c, struct rg_sudog *sg, void *ep,
 
 static void unlock_chan(void *c)
 {
-	rg_unlock(&((struct rg_chan *)c)->lock);
+	rg_spin_unlock(&((struct rg_chan *)c)->lock);
 }
 
 static bool chan_park_commit(struct rg_g *g, void *c)
 {
 	(void)g;
-	rg_unlock(&((struct rg_chan *)c)->lock);
+	rg_spin_unlock(&((struct rg_chan *)c)->lock);
 	return true;
 }
 
@@ -195,9 +195,9 @@ static int chansend(struct rg_chan *c, const void *ep, bool block)
 	if (!block && !atomic_load_explicit(&c->closed, memory_order_relaxed) && rg_chan_full(c))
 		return -EAGAIN;
 
-	rg_lock(&c->lock);
+	rg_spin_lock(&c->lock);
 	if (atomic_load_explicit(&c->closed, memory_order_relaxed)) {
-		rg_unlock(&c->lock);
+		rg_spin_unlock(&c->lock);
 		return -EPIPE;
 	}
 	struct rg_sudog *sg = rg_waitq_dequeue(&c->recvq);
@@ -208,15 +208,15 @@ static int chansend(struct rg_chan *c, const void *ep, bool block)
 	size_t q = atomic_load_explicit(&c->qcount, memory_order_relaxed);
 	if (q < c->cap) {
 		if (c->elemsize)
-			memcpy(rg_chanbuf(c, c->sendx), ep, c->elemsize);
+			rg_elem_copy(rg_chanbuf(c, c->sendx), ep, c->elemsize);
 		if (++c->sendx == c->cap)
 			c->sendx = 0;
 		atomic_store_explicit(&c->qcount, q + 1, memory_order_relaxed);
-		rg_unlock(&c->lock);
+		rg_spin_unlock(&c->lock);
 		return 0;
 	}
 	if (!block) {
-		rg_unlock(&c->lock);
+		rg_spin_unlock(&c->lock);
 		return -EAGAIN;
 	}
 
@@ -268,10 +268,10 @@ static int chanrecv(struct rg_chan *c, void *ep, bool block)
 		}
 	}
 
-	rg_lock(&c->lock);
+	rg_spin_lock(&c->lock);
 	if (atomic_load_explicit(&c->closed, memory_order_relaxed) &&
 	    atomic_load_explicit(&c->qcount, memory_order_relaxed) == 0) {
-		rg_unlock(&c->lock);
+		rg_spin_unlock(&c->lock);
 		if (ep && c->elemsize)
 			memset(ep, 0, c->elemsize);
 		return 0;
@@ -285,15 +285,15 @@ static int chanrecv(struct rg_chan *c, void *ep, bool block)
 	if (q > 0) {
 		unsigned char *qp = rg_chanbuf(c, c->recvx);
 		if (ep && c->elemsize)
-			memcpy(ep, qp, c->elemsize);
+			rg_elem_copy(ep, qp, c->elemsize);
 		if (++c->recvx == c->cap)
 			c->recvx = 0;
 		atomic_store_explicit(&c->qcount, q - 1, memory_order_relaxed);
-		rg_unlock(&c->lock);
+		rg_spin_unlock(&c->lock);
 		return 1;
 	}
 	if (!block) {
-		rg_unlock(&c->lock);
+		rg_spin_unlock(&c->lock);
 		return -EAGAIN;
 	}
 
@@ -328,9 +328,9 @@ int rg_chan_close(rg_chan *c)
 
 	if (!c)
 		return -EINVAL;
-	rg_lock(&c->lock);
+	rg_spin_lock(&c->lock);
 	if (atomic_load_explicit(&c->closed, memory_order_relaxed)) {
-		rg_unlock(&c->lock);
+		rg_spin_unlock(&c->lock);
 		return -EPIPE;
 	}
 	atomic_store_explicit(&c->closed, 1, memory_order_release);
@@ -347,7 +347,7 @@ int rg_chan_close(rg_chan *c)
 		sg->closelink = wake_list;
 		wake_list = sg;
 	}
-	rg_unlock(&c->lock);
+	rg_spin_unlock(&c->lock);
 
 	/* Ready them only now: never wake a goroutine while holding a channel lock. */
 	while (wake_list) {

@@ -32,7 +32,7 @@ struct rg_waitq {
 };
 
 struct rg_chan {
-	struct rg_lock lock;
+	struct rg_spinlock lock;
 	_Atomic uint32_t closed;
 	_Atomic size_t qcount; /* elements in buf; read without the lock by len and fast paths */
 	size_t cap;	       /* immutable */
@@ -53,6 +53,26 @@ void rg_chan_send_to(struct rg_chan *c, struct rg_sudog *sg, const void *ep,
 		     void (*unlock)(void *), void *arg);
 void rg_chan_recv_from(struct rg_chan *c, struct rg_sudog *sg, void *ep,
 		       void (*unlock)(void *), void *arg);
+
+/* Element copy: word-sized elements (the common case) without a call to memcpy. */
+static inline void rg_elem_copy(void *dst, const void *src, size_t n)
+{
+	switch (n) {
+	case 0:
+		return;
+	case 4:
+		__builtin_memcpy(dst, src, 4);
+		return;
+	case 8:
+		__builtin_memcpy(dst, src, 8);
+		return;
+	case 16:
+		__builtin_memcpy(dst, src, 16);
+		return;
+	default:
+		__builtin_memcpy(dst, src, n);
+	}
+}
 
 static inline unsigned char *rg_chanbuf(struct rg_chan *c, size_t i)
 {

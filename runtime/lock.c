@@ -46,6 +46,26 @@ void rg_osyield(void)
 	errno = saved;
 }
 
+void rg_spin_lock_slow(struct rg_spinlock *l)
+{
+	for (unsigned spins = 0;; spins++) {
+		/* Test before test-and-set: spin on a shared line, not on writes. */
+		while (atomic_load_explicit(&l->v, memory_order_relaxed)) {
+			if (spins < 64) {
+				for (unsigned i = 0; i < (1u << (spins < 6 ? spins : 6)); i++)
+					rg_arch_relax();
+				spins++;
+			} else {
+				rg_osyield(); /* the holder may have lost its CPU */
+			}
+		}
+		uint32_t zero = 0;
+		if (atomic_compare_exchange_weak_explicit(&l->v, &zero, 1, memory_order_acquire,
+							  memory_order_relaxed))
+			return;
+	}
+}
+
 void rg_lock(struct rg_lock *l)
 {
 	uint32_t v = UNLOCKED;

@@ -37,6 +37,35 @@ static inline void rg_note_clear(struct rg_note *n)
 	atomic_store_explicit(&n->key, 0, memory_order_relaxed);
 }
 
+/*
+ * A spinlock for critical sections of a few dozen instructions (a channel's
+ * queue and ring): unlock is a plain release store, so an uncontended
+ * lock/unlock costs one locked instruction instead of rg_lock's two. Waiters
+ * spin with PAUSE, then yield the CPU; they never sleep, which is fine only
+ * because no holder ever blocks while holding it.
+ */
+struct rg_spinlock {
+	_Atomic uint32_t v;
+};
+
+void rg_spin_lock_slow(struct rg_spinlock *l);
+
+static inline void rg_spin_lock(struct rg_spinlock *l)
+{
+	uint32_t zero = 0;
+
+	if (__builtin_expect(atomic_compare_exchange_weak_explicit(&l->v, &zero, 1,
+								   memory_order_acquire,
+								   memory_order_relaxed), 1))
+		return;
+	rg_spin_lock_slow(l);
+}
+
+static inline void rg_spin_unlock(struct rg_spinlock *l)
+{
+	atomic_store_explicit(&l->v, 0, memory_order_release);
+}
+
 /* sched_yield that leaves errno alone. */
 void rg_osyield(void);
 

@@ -69,7 +69,7 @@ static void sellock(const struct selstate *s)
 	for (size_t i = 0; i < s->nlock; i++) {
 		struct rg_chan *c = s->cases[s->lockorder[i]].chan;
 		if (c != last)
-			rg_lock(&c->lock);
+			rg_spin_lock(&c->lock);
 		last = c;
 	}
 }
@@ -83,7 +83,7 @@ static void selunlock(void *arg)
 		struct rg_chan *c = s->cases[s->lockorder[i]].chan;
 		if (i > 0 && s->cases[s->lockorder[i - 1]].chan == c)
 			continue;
-		rg_unlock(&c->lock);
+		rg_spin_unlock(&c->lock);
 	}
 }
 
@@ -159,7 +159,7 @@ int rg_select(rg_case *cases, size_t n, bool has_default)
 			if (q > 0) {
 				unsigned char *qp = rg_chanbuf(c, c->recvx);
 				if (cs->elem && c->elemsize)
-					memcpy(cs->elem, qp, c->elemsize);
+					rg_elem_copy(cs->elem, qp, c->elemsize);
 				if (++c->recvx == c->cap)
 					c->recvx = 0;
 				atomic_store_explicit(&c->qcount, q - 1, memory_order_relaxed);
@@ -188,7 +188,7 @@ int rg_select(rg_case *cases, size_t n, bool has_default)
 			size_t q = atomic_load_explicit(&c->qcount, memory_order_relaxed);
 			if (q < c->cap) {
 				if (c->elemsize)
-					memcpy(rg_chanbuf(c, c->sendx), cs->elem, c->elemsize);
+					rg_elem_copy(rg_chanbuf(c, c->sendx), cs->elem, c->elemsize);
 				if (++c->sendx == c->cap)
 					c->sendx = 0;
 				atomic_store_explicit(&c->qcount, q + 1, memory_order_relaxed);
