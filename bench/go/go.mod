@@ -1,0 +1,3 @@
+module ringo/bench/go
+
+go 1.19

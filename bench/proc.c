@@ -1,0 +1,149 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
+/*
+ * Ports of the scheduler benchmarks in Go's runtime/proc_test.go (Go 1.19),
+ * with the same workloads and the same meaning of one op, plus
+ * BenchmarkGoschedPingPong, which Go lacks; its Go twin is bench/go.
+ */
+#include "harness.h"
+
+#include <stdatomic.h>
+
+/*
+ * BenchmarkCreateGoroutines{,Parallel}: procs chains of goroutines, each
+ * goroutine starting the next and exiting; op = one goroutine created.
+ * Go signals the end of a chain on an unbuffered channel; ringo has no
+ * channels yet, so a WaitGroup does it. That is procs signals per run, noise
+ * next to b.N goroutine starts.
+ */
+static rg_wg chain_wg;
+
+static void create_chain(void *arg)
+{
+	uintptr_t n = (uintptr_t)arg;
+
+	if (n == 0) {
+		rg_wg_done(&chain_wg);
+		return;
+	}
+	rb_go(create_chain, (void *)(n - 1));
+}
+
+static void create_goroutines(struct rb_b *b, int procs)
+{
+	rg_wg_add(&chain_wg, procs);
+	for (int i = 0; i < procs; i++)
+		rb_go(create_chain, (void *)(uintptr_t)(b->N / procs));
+	rg_wg_wait(&chain_wg);
+}
+
+static void bench_create_goroutines(struct rb_b *b)
+{
+	create_goroutines(b, 1);
+}
+
+static void bench_create_goroutines_parallel(struct rb_b *b)
+{
+	create_goroutines(b, rg_maxprocs(0));
+}
+
+/*
+ * warmupScheduler: get an M running on every P before timing starts, by
+ * spinning one goroutine per P until all of them run, then 1 ms more.
+ */
+static struct {
+	_Atomic int32_t count;
+	int32_t target;
+	rg_wg wg;
+} warm;
+
+static void warm_spin(void *arg)
+{
+	int64_t start;
+
+	(void)arg;
+	atomic_fetch_add(&warm.count, 1);
+	while (atomic_load_explicit(&warm.count, memory_order_relaxed) < warm.target)
+		; /* as Go: busy, so each goroutine keeps its M and P */
+	start = rb_now_ns();
+	while (rb_now_ns() - start < 1000000)
+		;
+	rg_wg_done(&warm.wg);
+}
+
+static void warmup_scheduler(int threads)
+{
+	atomic_store(&warm.count, 0);
+	warm.target = threads;
+	rg_wg_add(&warm.wg, threads);
+	for (int i = 0; i < threads; i++)
+		rb_go(warm_spin, NULL);
+	rg_wg_wait(&warm.wg);
+}
+
+/*
+ * BenchmarkCreateGoroutinesSingle: one producer starts b.N goroutines that
+ * only call Done, so the other Ps must steal from the producer's P.
+ * op = one goroutine created, run and finished.
+ */
+static rg_wg single_wg;
+
+static void single_done(void *arg)
+{
+	(void)arg;
+	rg_wg_done(&single_wg);
+}
+
+static void bench_create_goroutines_single(struct rb_b *b)
+{
+	warmup_scheduler(rg_maxprocs(0));
+	rb_reset_timer(b);
+
+	rg_wg_add(&single_wg, (int)b->N);
+	for (int64_t i = 0; i < b->N; i++)
+		rb_go(single_done, NULL);
+	rg_wg_wait(&single_wg);
+}
+
+/*
+ * BenchmarkGoschedPingPong: two goroutines pass a turn flag back and forth,
+ * each yielding while the turn is the other's. op = one hand-off; at
+ * GOMAXPROCS=1 every hand-off is exactly one yield (the passer yields, the
+ * waiter resumes and takes its turn). Player 0 makes ceil(N/2) hand-offs,
+ * player 1 floor(N/2). bench/go/gosched_test.go is the identical Go code.
+ */
+static struct {
+	_Atomic int32_t turn;
+	int64_t n;
+	rg_wg wg;
+} pingpong;
+
+static void pingpong_player(void *arg)
+{
+	int32_t me = (int32_t)(intptr_t)arg;
+	int64_t turns = (pingpong.n + 1 - me) / 2;
+
+	for (int64_t i = 0; i < turns; i++) {
+		while (atomic_load(&pingpong.turn) != me)
+			rg_yield();
+		atomic_store(&pingpong.turn, 1 - me);
+	}
+	rg_wg_done(&pingpong.wg);
+}
+
+static void bench_gosched_pingpong(struct rb_b *b)
+{
+	atomic_store(&pingpong.turn, 0);
+	pingpong.n = b->N;
+	rg_wg_add(&pingpong.wg, 2);
+	for (intptr_t me = 0; me < 2; me++)
+		rb_go(pingpong_player, (void *)me);
+	rg_wg_wait(&pingpong.wg);
+}
+
+const struct rb_benchmark rb_proc_benchmarks[] = {
+	{"BenchmarkCreateGoroutines", bench_create_goroutines},
+	{"BenchmarkCreateGoroutinesParallel", bench_create_goroutines_parallel},
+	{"BenchmarkCreateGoroutinesSingle", bench_create_goroutines_single},
+	{"BenchmarkGoschedPingPong", bench_gosched_pingpong},
+	{NULL, NULL},
+};
