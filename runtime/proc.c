@@ -16,7 +16,6 @@
 #include "sanitizer.h"
 
 #define GOID_CACHE_BATCH 16
-#define GFREE_LOCAL_MAX 64 /* then half goes to the shared list */
 
 void rg_sched_wake_all(struct rg_sched *s);
 
@@ -73,43 +72,44 @@ __attribute__((noinline)) int *rg_errno_location(void)
 
 void rg_gfput(struct rg_sched *s, struct rg_p *p, struct rg_g *g)
 {
-	g->schedlink = p->gfree;
-	p->gfree = g;
-	if (++p->gfreecnt < GFREE_LOCAL_MAX)
+	p->gfree[p->gfreecnt++] = g;
+	if (p->gfreecnt < RG_GFREE_LOCAL_MAX)
 		return;
+	/* Full: the older half goes to the shared list (pointers only, no G touched). */
+	int half = RG_GFREE_LOCAL_MAX / 2;
 	rg_lock(&s->gfree_lock);
-	while (p->gfreecnt > GFREE_LOCAL_MAX / 2) {
-		struct rg_g *x = p->gfree;
-		p->gfree = x->schedlink;
-		p->gfreecnt--;
-		x->schedlink = s->gfree;
-		s->gfree = x;
-		RG_COUNTER_ADD(s->gfreecnt, 1);
+	int32_t cnt = atomic_load_explicit(&s->gfreecnt, memory_order_relaxed);
+	if (cnt + half > s->gfreecap) {
+		int32_t cap = s->gfreecap ? s->gfreecap * 2 : 1024;
+		struct rg_g **a = realloc(s->gfree, (size_t)cap * sizeof(*a));
+		if (!a) {
+			rg_unlock(&s->gfree_lock);
+			/* Out of memory: forget g (it stays dead in allg) rather than overflow. */
+			p->gfreecnt--;
+			return;
+		}
+		s->gfree = a;
+		s->gfreecap = cap;
 	}
+	memcpy(&s->gfree[cnt], &p->gfree[0], (size_t)half * sizeof(*p->gfree));
+	atomic_store_explicit(&s->gfreecnt, cnt + half, memory_order_relaxed);
 	rg_unlock(&s->gfree_lock);
+	memmove(&p->gfree[0], &p->gfree[half], (size_t)(p->gfreecnt - half) * sizeof(*p->gfree));
+	p->gfreecnt -= half;
 }
 
 static struct rg_g *gfget(struct rg_sched *s, struct rg_p *p)
 {
-	if (!p->gfree && atomic_load_explicit(&s->gfreecnt, memory_order_relaxed) > 0) {
+	if (p->gfreecnt == 0 && atomic_load_explicit(&s->gfreecnt, memory_order_relaxed) > 0) {
 		rg_lock(&s->gfree_lock);
-		while (p->gfreecnt < GFREE_LOCAL_MAX / 2 && s->gfree) {
-			struct rg_g *x = s->gfree;
-			s->gfree = x->schedlink;
-			RG_COUNTER_ADD(s->gfreecnt, -1);
-			x->schedlink = p->gfree;
-			p->gfree = x;
-			p->gfreecnt++;
-		}
+		int32_t cnt = atomic_load_explicit(&s->gfreecnt, memory_order_relaxed);
+		int n = cnt < RG_GFREE_LOCAL_MAX / 2 ? cnt : RG_GFREE_LOCAL_MAX / 2;
+		memcpy(&p->gfree[0], &s->gfree[cnt - n], (size_t)n * sizeof(*p->gfree));
+		atomic_store_explicit(&s->gfreecnt, cnt - n, memory_order_relaxed);
 		rg_unlock(&s->gfree_lock);
+		p->gfreecnt = n;
 	}
-	struct rg_g *g = p->gfree;
-	if (g) {
-		p->gfree = g->schedlink;
-		p->gfreecnt--;
-		g->schedlink = NULL;
-	}
-	return g;
+	return p->gfreecnt ? p->gfree[--p->gfreecnt] : NULL;
 }
 
 /* A new G with a fresh stack, registered for dumps. */
@@ -369,7 +369,7 @@ static struct rg_p *palloc(int id)
 		return NULL;
 	memset(p, 0, sizeof(*p));
 	p->id = id;
-	atomic_store_explicit(&p->status, P_IDLE, memory_order_relaxed);
+	atomic_store_explicit(&p->status, P_DEAD, memory_order_relaxed); /* until listed idle */
 	return p;
 }
 
@@ -400,20 +400,20 @@ static int procresize(struct rg_sched *s, int n)
 			}
 		}
 	}
+	/*
+	 * Only dead Ps come back. A P above the old count that is not dead still
+	 * has an M that has not retired it yet; it simply stays. (An idle P in
+	 * the middle of a startm hand-off is never above the count: Ps out of
+	 * range are kept off the idle list.)
+	 */
 	for (int i = old; i < n; i++) {
 		struct rg_p *p = s->allp[i];
-		if (atomic_load_explicit(&p->status, memory_order_relaxed) == P_DEAD)
-			atomic_store_explicit(&p->status, P_IDLE, memory_order_relaxed);
-		if (!p->m && atomic_load_explicit(&p->status, memory_order_relaxed) == P_IDLE) {
-			bool listed = false;
-			for (struct rg_p *q = s->pidle; q; q = q->link)
-				listed |= q == p;
-			if (!listed) {
-				p->link = s->pidle;
-				s->pidle = p;
-				atomic_fetch_add_explicit(&s->npidle, 1, memory_order_seq_cst);
-			}
-		}
+		if (atomic_load_explicit(&p->status, memory_order_relaxed) != P_DEAD)
+			continue;
+		atomic_store_explicit(&p->status, P_IDLE, memory_order_relaxed);
+		p->link = s->pidle;
+		s->pidle = p;
+		atomic_fetch_add_explicit(&s->npidle, 1, memory_order_seq_cst);
 	}
 	atomic_store_explicit(&s->gomaxprocs, n, memory_order_release);
 	rg_unlock(&s->lock);
@@ -471,6 +471,8 @@ static void sched_free(struct rg_sched *s)
 	for (int i = 0; i < RG_MAXPROCS_LIMIT; i++)
 		free(s->allp[i]);
 	free(s->allg);
+	free(s->gfree);
+	rg_globrunq_destroy(s);
 	free(s);
 }
 
@@ -520,7 +522,9 @@ int rg_run(void (*main_fn)(void *), void *arg)
 		}
 	}
 	atomic_store_explicit(&s->gomaxprocs, n, memory_order_relaxed);
+	atomic_store_explicit(&s->allp[0]->status, P_IDLE, memory_order_relaxed);
 	for (int i = n - 1; i >= 1; i--) {
+		atomic_store_explicit(&s->allp[i]->status, P_IDLE, memory_order_relaxed);
 		s->allp[i]->link = s->pidle;
 		s->pidle = s->allp[i];
 		atomic_fetch_add_explicit(&s->npidle, 1, memory_order_relaxed);

@@ -9,11 +9,51 @@
  */
 #include "runq.h"
 
+#include <stdlib.h>
+
 #include "arch.h"
 #include "fatal.h"
 #include "probes.h"
 
 #define RUNQ_MASK (RG_RUNQ_SIZE - 1)
+
+/* Room for n more Gs in the global queue. Needs s->lock. */
+static void gq_reserve(struct rg_sched *s, uint32_t n)
+{
+	uint32_t len = (uint32_t)atomic_load_explicit(&s->runqsize, memory_order_relaxed);
+
+	if (len + n <= s->gq_cap)
+		return;
+	uint32_t cap = s->gq_cap ? s->gq_cap : 1024;
+	while (cap < len + n)
+		cap *= 2;
+	struct rg_g **q = malloc(cap * sizeof(*q));
+	if (!q)
+		rg_fatal("out of memory growing the global run queue to %u", cap);
+	for (uint32_t i = 0; i < len; i++)
+		q[i] = s->gq[(s->gq_head + i) & (s->gq_cap - 1)];
+	free(s->gq);
+	s->gq = q;
+	s->gq_cap = cap;
+	s->gq_head = 0;
+}
+
+/* Append n Gs. Needs s->lock. */
+static void gq_push(struct rg_sched *s, struct rg_g *const *gs, uint32_t n)
+{
+	gq_reserve(s, n);
+	uint32_t len = (uint32_t)atomic_load_explicit(&s->runqsize, memory_order_relaxed);
+	for (uint32_t i = 0; i < n; i++)
+		s->gq[(s->gq_head + len + i) & (s->gq_cap - 1)] = gs[i];
+	atomic_store_explicit(&s->runqsize, (int32_t)(len + n), memory_order_relaxed);
+}
+
+void rg_globrunq_destroy(struct rg_sched *s)
+{
+	free(s->gq);
+	s->gq = NULL;
+	s->gq_cap = 0;
+}
 
 /* Move half of p's ring plus g to the global queue, in one batch. */
 static bool runqputslow(struct rg_p *p, struct rg_sched *s, struct rg_g *g, uint32_t h, uint32_t t)
@@ -29,17 +69,8 @@ static bool runqputslow(struct rg_p *p, struct rg_sched *s, struct rg_g *g, uint
 						     memory_order_relaxed))
 		return false; /* thieves took some: the ring has room now */
 	batch[n] = g;
-	for (uint32_t i = 0; i < n; i++)
-		batch[i]->schedlink = batch[i + 1];
-	batch[n]->schedlink = NULL;
-
 	rg_lock(&s->lock);
-	if (s->runqtail)
-		s->runqtail->schedlink = batch[0];
-	else
-		s->runqhead = batch[0];
-	s->runqtail = batch[n];
-	atomic_fetch_add_explicit(&s->runqsize, (int32_t)n + 1, memory_order_relaxed);
+	gq_push(s, batch, n + 1);
 	rg_unlock(&s->lock);
 	return true;
 }
@@ -214,13 +245,7 @@ void rg_runqdrain(struct rg_p *p, struct rg_sched *s)
 
 void rg_globrunqput_locked(struct rg_sched *s, struct rg_g *g)
 {
-	g->schedlink = NULL;
-	if (s->runqtail)
-		s->runqtail->schedlink = g;
-	else
-		s->runqhead = g;
-	s->runqtail = g;
-	atomic_fetch_add_explicit(&s->runqsize, 1, memory_order_relaxed);
+	gq_push(s, &g, 1);
 }
 
 void rg_globrunqput(struct rg_sched *s, struct rg_g *g)
@@ -244,23 +269,24 @@ struct rg_g *rg_globrunqget_locked(struct rg_sched *s, struct rg_p *p, int max)
 		n = max;
 	if (n > (int32_t)RG_RUNQ_SIZE / 2)
 		n = RG_RUNQ_SIZE / 2;
-	atomic_fetch_sub_explicit(&s->runqsize, n, memory_order_relaxed);
+	atomic_store_explicit(&s->runqsize, size - n, memory_order_relaxed);
 	RG_COUNTER_ADD(p->global_get, (uint64_t)n);
 
-	struct rg_g *g = s->runqhead;
-	s->runqhead = g->schedlink;
-	while (--n > 0) {
-		struct rg_g *g1 = s->runqhead;
-		s->runqhead = g1->schedlink;
+	uint32_t mask = s->gq_cap - 1;
+	struct rg_g *g = s->gq[s->gq_head];
+	s->gq_head = (s->gq_head + 1) & mask;
+	if (n > 1) {
 		/* Callers only batch-get with an empty ring, so this never overflows. */
 		uint32_t h = atomic_load_explicit(&p->runqhead, memory_order_acquire);
 		uint32_t t = atomic_load_explicit(&p->runqtail, memory_order_relaxed);
-		if (t - h >= RG_RUNQ_SIZE)
+		if (t - h + (uint32_t)(n - 1) > RG_RUNQ_SIZE)
 			rg_fatal("globrunqget: local run queue overflow");
-		atomic_store_explicit(&p->runq[t & RUNQ_MASK], g1, memory_order_relaxed);
-		atomic_store_explicit(&p->runqtail, t + 1, memory_order_release);
+		for (int32_t i = 1; i < n; i++) {
+			atomic_store_explicit(&p->runq[(t + (uint32_t)i - 1) & RUNQ_MASK],
+					      s->gq[s->gq_head], memory_order_relaxed);
+			s->gq_head = (s->gq_head + 1) & mask;
+		}
+		atomic_store_explicit(&p->runqtail, t + (uint32_t)n - 1, memory_order_release);
 	}
-	if (!s->runqhead)
-		s->runqtail = NULL;
 	return g;
 }

@@ -88,7 +88,6 @@ struct rg_g {
 	void (*fn)(void *);
 	void *arg;
 	struct rg_m *m;		 /* the M running it, or NULL */
-	struct rg_g *schedlink;	 /* global run queue, free lists */
 	struct rg_sched *sched;
 
 	/* Parking. */
@@ -105,6 +104,9 @@ struct rg_g {
 	void *tsan_fiber;
 	const void *asan_fake_stack;
 };
+
+/* Dead goroutines a P keeps for reuse before half go to the shared list. */
+#define RG_GFREE_LOCAL_MAX 64
 
 /* Per-P run queue ring size; a power of two (indices are free-running uint32). */
 #define RG_RUNQ_SIZE 256u
@@ -128,7 +130,7 @@ struct rg_p {
 	struct rg_m *m;
 	struct rg_p *link; /* idle list */
 	uint64_t goidcache, goidcacheend;
-	struct rg_g *gfree; /* dead goroutines with their stacks */
+	struct rg_g *gfree[RG_GFREE_LOCAL_MAX]; /* dead goroutines with their stacks */
 	int gfreecnt;
 
 	/* Goroutines created and exited on this P; their sum over Ps is the live count. */
@@ -174,8 +176,14 @@ struct rg_m {
 struct rg_sched {
 	struct rg_lock lock; /* guards the fields marked [lock] */
 
-	/* Global run queue [lock]; runqsize is also read without the lock. */
-	struct rg_g *runqhead, *runqtail;
+	/*
+	 * Global run queue [lock]: a growable ring of G pointers, so moving a
+	 * batch never touches the goroutines themselves (each G lives on its
+	 * own stack page: chasing links through them costs a TLB miss each).
+	 * runqsize is also read without the lock.
+	 */
+	struct rg_g **gq;
+	uint32_t gq_cap, gq_head; /* cap is a power of two */
 	_Atomic int32_t runqsize;
 
 	/* Idle Ms and Ps [lock]; the counts are also read without it. */
@@ -193,9 +201,10 @@ struct rg_sched {
 
 	_Atomic uint64_t goidgen;
 
-	/* Dead goroutines shared between Ps [gfree_lock]. */
+	/* Dead goroutines shared between Ps [gfree_lock]: a growable array (a stack). */
 	struct rg_lock gfree_lock;
-	struct rg_g *gfree;
+	struct rg_g **gfree;
+	int32_t gfreecap;
 	_Atomic int32_t gfreecnt; /* also peeked at without the lock */
 
 	/* Every goroutine ever allocated, for dumps [allg_lock]. */
@@ -272,6 +281,8 @@ void rg_goyield(void);
 void rg_runqput(struct rg_p *p, struct rg_g *g, bool next);
 bool rg_runqempty(struct rg_p *p);
 void rg_globrunqput(struct rg_sched *s, struct rg_g *g);
+/* Free the global queue's storage (the scheduler is gone). */
+void rg_globrunq_destroy(struct rg_sched *s);
 /*
  * Start a spinning M if there is an idle P and no spinner. Work published on
  * the caller's own P needs no fence before it (the owner runs it anyway if

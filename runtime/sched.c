@@ -119,7 +119,10 @@ static void startm(struct rg_sched *s, struct rg_p *p, bool spinning)
 		if (rg_newm(s, p, spinning) != 0) {
 			/* No thread: give the P back; the running Ms will get to the work. */
 			rg_lock(&s->lock);
-			pidleput(s, p);
+			if (p->id >= atomic_load_explicit(&s->gomaxprocs, memory_order_relaxed))
+				atomic_store_explicit(&p->status, P_DEAD, memory_order_relaxed);
+			else
+				pidleput(s, p);
 			rg_unlock(&s->lock);
 			if (spinning)
 				atomic_fetch_sub_explicit(&s->nmspinning, 1, memory_order_seq_cst);
@@ -202,14 +205,22 @@ static void resetspinning(struct rg_m *m)
  * A P whose id is no longer below GOMAXPROCS retires at its owner's next
  * scheduling point: its queued goroutines move to the global queue.
  */
-static void retire_p(struct rg_m *m)
+static bool retire_p(struct rg_m *m)
 {
 	struct rg_sched *s = m->sched;
 	struct rg_p *p = m->p;
 
-	rg_runqdrain(p, s);
+	rg_runqdrain(p, s); /* only the owner may take from its ring */
+	rg_lock(&s->lock);
+	/* Status changes happen under the lock, so procresize sees them whole. */
+	if (p->id < atomic_load_explicit(&s->gomaxprocs, memory_order_relaxed)) {
+		rg_unlock(&s->lock); /* grown again meanwhile: keep it */
+		return false;
+	}
 	releasep(m);
 	atomic_store_explicit(&p->status, P_DEAD, memory_order_relaxed);
+	rg_unlock(&s->lock);
+	return true;
 }
 
 /* ---- findrunnable ---- */
@@ -278,10 +289,8 @@ top:
 	if (atomic_load_explicit(&s->stopping, memory_order_acquire))
 		return NULL;
 	struct rg_p *p = m->p;
-	if (p->id >= atomic_load_explicit(&s->gomaxprocs, memory_order_relaxed)) {
-		retire_p(m);
+	if (p->id >= atomic_load_explicit(&s->gomaxprocs, memory_order_relaxed) && retire_p(m))
 		goto no_p;
-	}
 
 	/* Fairness: now and then look at the global queue first, so two
 	 * goroutines respawning each other cannot starve it. */
@@ -330,7 +339,10 @@ top:
 		return g;
 	}
 	releasep(m);
-	pidleput(s, p);
+	if (p->id >= atomic_load_explicit(&s->gomaxprocs, memory_order_relaxed))
+		atomic_store_explicit(&p->status, P_DEAD, memory_order_relaxed); /* shrunk meanwhile */
+	else
+		pidleput(s, p);
 	rg_unlock(&s->lock);
 
 no_p:
@@ -371,9 +383,8 @@ static void gdestroy(struct rg_m *m, struct rg_g *g);
  * Switch from g0 to g and back. Runs the goroutine until it parks, yields
  * or exits; then carries out what it asked for.
  */
-static struct rg_g *execute(struct rg_m *m, struct rg_g *g, bool inherit)
+static struct rg_g *execute(struct rg_m *m, struct rg_g *g, bool inherit, bool *next_inherit)
 {
-	struct rg_sched *s = m->sched;
 	struct rg_p *p = m->p;
 	void *g0_fake;
 
@@ -400,6 +411,7 @@ static struct rg_g *execute(struct rg_m *m, struct rg_g *g, bool inherit)
 	switch (m->op) {
 	case SWITCH_PARK: {
 		/* Waiting from now on: a waker may ready g as soon as commit unlocks. */
+		*next_inherit = true;
 		bool (*commit)(struct rg_g *, void *) = m->park_commit;
 		void *arg = m->park_arg;
 		m->park_commit = NULL;
@@ -417,7 +429,7 @@ static struct rg_g *execute(struct rg_m *m, struct rg_g *g, bool inherit)
 	}
 	case SWITCH_YIELD:
 		atomic_store_explicit(&g->status, G_RUNNABLE, memory_order_relaxed);
-		rg_globrunqput(s, g);
+		rg_globrunqput(m->sched, g);
 		return NULL;
 	case SWITCH_YIELD_LOCAL:
 		atomic_store_explicit(&g->status, G_RUNNABLE, memory_order_relaxed);
@@ -464,11 +476,10 @@ void rg_schedule_loop(struct rg_m *m)
 			return;
 		if (m->spinning)
 			resetspinning(m);
-		/* A goroutine that parks and un-parks in its commit runs again at once. */
-		while (g) {
-			g = execute(m, g, inherit);
-			inherit = true;
-		}
+		/* A goroutine that parks and un-parks in its commit runs again at
+		 * once; a yield may hand over the next G directly. */
+		while (g)
+			g = execute(m, g, inherit, &inherit);
 	}
 }
 
