@@ -5,6 +5,7 @@
  */
 #include "fatal.h"
 
+#include <dlfcn.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -91,7 +92,10 @@ static void walk_frames(uintptr_t pc, uintptr_t fp, uintptr_t lo, uintptr_t hi)
 			return;
 		uintptr_t next = ((uintptr_t *)fp)[0];
 		uintptr_t ret = ((uintptr_t *)fp)[1];
-		if (!ret)
+		Dl_info info;
+		/* Code built without frame pointers breaks the chain: stop at the
+		 * first "return address" that is not in any loaded module. */
+		if (!ret || !dladdr((void *)ret, &info))
 			return;
 		print_pc(ret - 1);
 		if (next <= fp)

@@ -55,9 +55,19 @@ static bool symbolize_dwfl(uintptr_t pc, char *buf, size_t len)
 		GElf_Off off = 0;
 		GElf_Sym sym;
 		const char *name = dwfl_module_addrinfo(mod, pc, &off, &sym, NULL, NULL, NULL);
-		Dwfl_Line *line = dwfl_module_getsrc(mod, pc);
+		/* Only trust a line from the compile unit that covers pc: code built
+		 * without -g would otherwise borrow a neighbour's line table. */
+		Dwarf_Addr bias;
+		Dwfl_Line *line = dwfl_module_addrdie(mod, pc, &bias) ? dwfl_module_getsrc(mod, pc)
+								      : NULL;
 		int lineno = 0;
-		const char *file = line ? dwfl_lineinfo(line, NULL, &lineno, NULL, NULL, NULL) : NULL;
+		Dwarf_Addr line_addr = 0;
+		const char *file = line ? dwfl_lineinfo(line, &line_addr, &lineno, NULL, NULL, NULL)
+					: NULL;
+		/* A line record from before the function's start belongs to another
+		 * function: pc's own code has no debug info. */
+		if (file && name && line_addr < pc - off)
+			file = NULL;
 		if (name) {
 			if (file)
 				snprintf(buf, len, "%s+%#lx\n\t\t%s:%d", name, (unsigned long)off, file,
