@@ -424,6 +424,62 @@ enum { RG_CASE_SEND = 1, RG_CASE_RECV = 2 };
  */
 int rg_select(rg_case *cases, size_t n, bool has_default);
 
+/* ---------------------------------------------------------------------------
+ * Time: sleep, timers, tickers (Go's time package)
+ * ------------------------------------------------------------------------- */
+
+/* rg_now - CLOCK_MONOTONIC in nanoseconds. */
+int64_t rg_now(void);
+
+/*
+ * rg_sleep - park the calling goroutine for at least ns nanoseconds (it never
+ * wakes early). ns <= 0 returns at once. Outside a goroutine it sleeps the
+ * thread.
+ */
+void rg_sleep(int64_t ns);
+
+/*
+ * rg_timer - fires once: sends rg_now() at expiry (an int64_t) on its channel,
+ * which has capacity 1, so a late reader still finds the value.
+ */
+typedef struct rg_timer rg_timer;
+
+/* rg_timer_new - a timer that fires after ns. NULL with errno ENOMEM. */
+rg_timer *rg_timer_new(int64_t ns);
+/* rg_timer_chan - the channel the timer sends on (for rg_chan_recv or an RG_RECV case). */
+rg_chan *rg_timer_chan(rg_timer *t);
+/* rg_timer_stop - stop it; true if that prevented the send (false: already fired or stopped). */
+bool rg_timer_stop(rg_timer *t);
+/*
+ * rg_timer_reset - fire again after ns (a stopped or fired timer restarts);
+ * true if it was still pending. As in Go, drain the channel first if the
+ * timer may have fired, or a stale value can be read.
+ */
+bool rg_timer_reset(rg_timer *t, int64_t ns);
+/* rg_timer_free - stop and free t and its channel (NULL is a no-op). */
+void rg_timer_free(rg_timer *t);
+
+/*
+ * rg_ticker - sends rg_now() every period on its capacity-1 channel; ticks a
+ * slow reader misses are dropped, as in Go.
+ */
+typedef struct rg_ticker rg_ticker;
+
+/* rg_ticker_new - NULL with errno EINVAL for period <= 0, ENOMEM when out of memory. */
+rg_ticker *rg_ticker_new(int64_t period_ns);
+rg_chan *rg_ticker_chan(rg_ticker *t);
+void rg_ticker_stop(rg_ticker *t);
+/* rg_ticker_reset - restart with a new period; -EINVAL for period <= 0. */
+int rg_ticker_reset(rg_ticker *t, int64_t period_ns);
+void rg_ticker_free(rg_ticker *t);
+
+/*
+ * rg_after - a channel that receives rg_now() once, after ns (Go's
+ * time.After). The channel is the caller's: rg_chan_free it when done, which
+ * also cancels the timer if it has not fired. NULL with errno ENOMEM.
+ */
+rg_chan *rg_after(int64_t ns);
+
 #pragma GCC visibility pop
 
 #ifdef __cplusplus

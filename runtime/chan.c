@@ -97,6 +97,8 @@ void rg_chan_free(rg_chan *c)
 {
 	if (!c)
 		return;
+	if (c->release)
+		c->release(c); /* rg_after: cancel its timer, which may be sending right now */
 	rg_spin_lock(&c->lock);
 	bool waiters = atomic_load_explicit(&c->recvq.first, memory_order_relaxed) ||
 		       atomic_load_explicit(&c->sendq.first, memory_order_relaxed);

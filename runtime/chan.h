@@ -40,6 +40,9 @@ struct rg_chan {
 	size_t sendx, recvx;   /* ring indices [lock] */
 	struct rg_waitq recvq, sendq;
 	unsigned char *buf;
+	/* A channel owned by something else (rg_after's timer): rg_chan_free calls release first. */
+	void *owner;
+	void (*release)(struct rg_chan *c);
 };
 
 void rg_waitq_enqueue(struct rg_waitq *q, struct rg_sudog *sg);

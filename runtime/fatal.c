@@ -56,6 +56,7 @@ static const char *const wait_reasons[WAIT_REASON_COUNT] = {
 	[WAIT_SYNC_RWMUTEX_RLOCK] = "sync.RWMutex.RLock",
 	[WAIT_SYNC_RWMUTEX_LOCK] = "sync.RWMutex.Lock",
 	[WAIT_SYNC_COND_WAIT] = "sync.Cond.Wait",
+	[WAIT_SLEEP] = "sleep",
 	[WAIT_CHAN_SEND] = "chan send",
 	[WAIT_CHAN_RECV] = "chan receive",
 	[WAIT_CHAN_SEND_NIL] = "chan send (nil chan)",

@@ -14,6 +14,7 @@
 #include "runq.h"
 #include "runtime.h"
 #include "sanitizer.h"
+#include "timer.h"
 
 #define GOID_CACHE_BATCH 16
 
@@ -468,8 +469,11 @@ int rg_maxprocs(int n)
 static void sched_free(struct rg_sched *s)
 {
 	rg_stack_pool_destroy(&s->stacks);
-	for (int i = 0; i < RG_MAXPROCS_LIMIT; i++)
+	for (int i = 0; i < RG_MAXPROCS_LIMIT; i++) {
+		if (s->allp[i])
+			rg_timers_destroy(s->allp[i]);
 		free(s->allp[i]);
+	}
 	free(s->allg);
 	free(s->gfree);
 	rg_globrunq_destroy(s);

@@ -27,6 +27,7 @@ struct rg_m;
 struct rg_p;
 struct rg_sched;
 struct rg_sudog;
+struct rg_rtimer;
 
 /* Goroutine states (Go's _G* values, the ones ringo uses). */
 enum rg_gstatus {
@@ -48,6 +49,7 @@ enum rg_wait_reason {
 	WAIT_SYNC_RWMUTEX_RLOCK,
 	WAIT_SYNC_RWMUTEX_LOCK,
 	WAIT_SYNC_COND_WAIT,
+	WAIT_SLEEP,
 	WAIT_CHAN_SEND,
 	WAIT_CHAN_RECV,
 	WAIT_CHAN_SEND_NIL,
@@ -135,6 +137,12 @@ struct rg_p {
 
 	/* Goroutines created and exited on this P; their sum over Ps is the live count. */
 	_Atomic int64_t gcreated, gexited;
+
+	/* Timers started on this P [timers_lock]; timer0_when is read without it (0: none). */
+	struct rg_spinlock timers_lock;
+	struct rg_rtimer **timers;
+	int32_t ntimers, captimers;
+	_Atomic int64_t timer0_when;
 
 	/* Counters read by rg_p_stats from other threads (relaxed, written by the owner only). */
 	_Atomic uint64_t schedtick;
@@ -230,6 +238,11 @@ struct rg_sched {
 	 */
 	_Atomic int32_t pending_wakeups;
 	bool deadlock_check; /* RINGO_DEADLOCK=0 turns it off */
+
+	/* The M sleeping until the earliest timer (at most one; not on midle). */
+	_Atomic uint32_t timer_sleeping;
+	_Atomic int64_t timer_sleep_until;
+	_Atomic uint32_t timer_note; /* futex word: 1 = kicked */
 };
 
 /* The calling thread's M, or NULL. Not inlined: a goroutine may resume on another thread. */

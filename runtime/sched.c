@@ -24,6 +24,7 @@
 #include "runq.h"
 #include "runtime.h"
 #include "sanitizer.h"
+#include "timer.h"
 
 #define STEAL_TRIES 4
 #define GLOBAL_FAIRNESS_TICK 61
@@ -179,6 +180,7 @@ static bool stopm(struct rg_m *m)
 /* Wake every idle M so it exits (the runtime is stopping). */
 void rg_sched_wake_all(struct rg_sched *s)
 {
+	rg_timer_kick(s);
 	rg_lock(&s->lock);
 	struct rg_m *m;
 	while ((m = mget(s)) != NULL) {
@@ -240,6 +242,7 @@ static struct rg_g *stealwork(struct rg_m *m)
 	struct rg_sched *s = m->sched;
 	struct rg_p *p = m->p;
 	unsigned n = (unsigned)atomic_load_explicit(&s->gomaxprocs, memory_order_relaxed);
+	int64_t now = 0;
 
 	for (int i = 0; i < STEAL_TRIES; i++) {
 		bool last = i == STEAL_TRIES - 1;
@@ -252,7 +255,20 @@ static struct rg_g *stealwork(struct rg_m *m)
 			struct rg_p *p2 = s->allp[pos];
 			if (atomic_load_explicit(&s->stopping, memory_order_relaxed))
 				return NULL;
-			if (p2 == p || atomic_load_explicit(&p2->status, memory_order_relaxed) == P_IDLE)
+			if (p2 == p)
+				continue;
+			/* Last round: run a victim's expired timers too (even an idle
+			 * P's); the goroutines they ready land in our runnext. */
+			if (last && atomic_load_explicit(&p2->timer0_when, memory_order_relaxed)) {
+				if (!now)
+					now = rg_nanotime();
+				rg_check_timers(p2, now);
+				bool inherit;
+				struct rg_g *g = rg_runqget(p, &inherit);
+				if (g)
+					return g;
+			}
+			if (atomic_load_explicit(&p2->status, memory_order_relaxed) == P_IDLE)
 				continue;
 			struct rg_g *g = rg_runqsteal(p, p2, last);
 			if (g)
@@ -291,6 +307,10 @@ top:
 	struct rg_p *p = m->p;
 	if (p->id >= atomic_load_explicit(&s->gomaxprocs, memory_order_relaxed) && retire_p(m))
 		goto no_p;
+
+	/* Run our expired timers first: they may make goroutines runnable. */
+	if (atomic_load_explicit(&p->timer0_when, memory_order_relaxed))
+		rg_check_timers(p, rg_nanotime());
 
 	/* Fairness: now and then look at the global queue first, so two
 	 * goroutines respawning each other cannot starve it. */
@@ -368,7 +388,24 @@ no_p:
 		}
 	}
 
-	/* The blocking poll goes here: the last idle M sleeps in the ring. */
+	/*
+	 * The blocking poll goes here: the last idle M sleeps in the ring. Until
+	 * then one idle M sleeps until the earliest timer, then takes an idle P
+	 * to run it (timers on an idle P are run by its stealers' last round).
+	 */
+	int64_t next = rg_timers_next(s);
+	if (next && rg_timer_sleep(s, next)) {
+		rg_lock(&s->lock);
+		p = pidleget(s);
+		rg_unlock(&s->lock);
+		if (p) {
+			acquirep(m, p);
+			m->spinning = true; /* it may steal: a timer can be on any P */
+			atomic_fetch_add_explicit(&s->nmspinning, 1, memory_order_seq_cst);
+			goto top;
+		}
+		/* Every P is busy: their owners run the timers. */
+	}
 
 	if (!stopm(m))
 		return NULL;

@@ -1,0 +1,210 @@
+// SPDX-License-Identifier: BSD-2-Clause
+/* rg_sleep, rg_timer, rg_ticker, rg_after: Go's time package over the per-P timers. */
+#include <errno.h>
+#include <stdlib.h>
+#include <time.h>
+
+#include "chan.h"
+#include "fatal.h"
+#include "timer.h"
+
+struct rg_timer {
+	struct rg_rtimer rt;
+	rg_chan *c;
+};
+
+struct rg_ticker {
+	struct rg_timer t;
+};
+
+int64_t rg_now(void)
+{
+	return rg_nanotime();
+}
+
+static struct rg_sched *caller_sched(void)
+{
+	struct rg_m *m = rg_getm();
+
+	return m ? m->sched : NULL;
+}
+
+/* ---- sleep ---- */
+
+static void sleep_wake(void *arg, int64_t now)
+{
+	(void)now;
+	rg_ready(arg);
+}
+
+static bool sleep_commit(struct rg_g *g, void *arg)
+{
+	struct rg_rtimer *t = arg;
+
+	(void)g;
+	/* Started only now that g is switched out: the timer may fire at once. */
+	rg_rtimer_add(t->sched, t);
+	return true;
+}
+
+void rg_sleep(int64_t ns)
+{
+	struct rg_g *g = rg_getg();
+
+	if (ns <= 0)
+		return;
+	if (!g) {
+		struct timespec ts = {ns / 1000000000, ns % 1000000000};
+		while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
+			;
+		return;
+	}
+	struct rg_rtimer t = {
+		.when = rg_nanotime() + ns,
+		.f = sleep_wake,
+		.arg = g,
+		.sched = g->sched,
+	};
+	rg_park(sleep_commit, &t, WAIT_SLEEP, NULL);
+}
+
+/* ---- timers and tickers ---- */
+
+static void send_time(void *arg, int64_t now)
+{
+	/* Non-blocking, as Go's sendTime: a full channel drops the tick. */
+	rg_chan_trysend(arg, &now);
+}
+
+static bool timer_init(struct rg_timer *t, int64_t when, int64_t period)
+{
+	t->c = rg_chan_make(sizeof(int64_t), 1);
+	if (!t->c)
+		return false;
+	t->rt.when = when;
+	t->rt.period = period;
+	t->rt.f = send_time;
+	t->rt.arg = t->c;
+	t->rt.sync = true;
+	return true;
+}
+
+static struct rg_sched *timer_sched(void)
+{
+	struct rg_sched *s = caller_sched();
+
+	if (!s)
+		rg_fatal("timers need the runtime: call from a goroutine");
+	return s;
+}
+
+rg_timer *rg_timer_new(int64_t ns)
+{
+	struct rg_sched *s = timer_sched();
+	struct rg_timer *t = calloc(1, sizeof(*t));
+
+	if (!t || !timer_init(t, rg_nanotime() + (ns > 0 ? ns : 0), 0)) {
+		free(t);
+		errno = ENOMEM;
+		return NULL;
+	}
+	rg_rtimer_add(s, &t->rt);
+	return t;
+}
+
+rg_chan *rg_timer_chan(rg_timer *t)
+{
+	return t->c;
+}
+
+bool rg_timer_stop(rg_timer *t)
+{
+	return rg_rtimer_del(&t->rt);
+}
+
+bool rg_timer_reset(rg_timer *t, int64_t ns)
+{
+	bool active = rg_rtimer_del(&t->rt);
+
+	t->rt.when = rg_nanotime() + (ns > 0 ? ns : 0);
+	rg_rtimer_add(timer_sched(), &t->rt);
+	return active;
+}
+
+void rg_timer_free(rg_timer *t)
+{
+	if (!t)
+		return;
+	rg_rtimer_del(&t->rt); /* waits for a send in progress */
+	rg_chan_free(t->c);
+	free(t);
+}
+
+rg_ticker *rg_ticker_new(int64_t period_ns)
+{
+	if (period_ns <= 0) {
+		errno = EINVAL;
+		return NULL;
+	}
+	struct rg_sched *s = timer_sched();
+	struct rg_ticker *t = calloc(1, sizeof(*t));
+	if (!t || !timer_init(&t->t, rg_nanotime() + period_ns, period_ns)) {
+		free(t);
+		errno = ENOMEM;
+		return NULL;
+	}
+	rg_rtimer_add(s, &t->t.rt);
+	return t;
+}
+
+rg_chan *rg_ticker_chan(rg_ticker *t)
+{
+	return t->t.c;
+}
+
+void rg_ticker_stop(rg_ticker *t)
+{
+	rg_rtimer_del(&t->t.rt);
+}
+
+int rg_ticker_reset(rg_ticker *t, int64_t period_ns)
+{
+	if (period_ns <= 0)
+		return -EINVAL;
+	rg_rtimer_del(&t->t.rt);
+	t->t.rt.period = period_ns;
+	t->t.rt.when = rg_nanotime() + period_ns;
+	rg_rtimer_add(timer_sched(), &t->t.rt);
+	return 0;
+}
+
+void rg_ticker_free(rg_ticker *t)
+{
+	if (!t)
+		return;
+	rg_rtimer_del(&t->t.rt);
+	rg_chan_free(t->t.c);
+	free(t);
+}
+
+/* rg_after's timer is owned by its channel: rg_chan_free cancels and frees it. */
+static void after_release(rg_chan *c)
+{
+	struct rg_timer *t = c->owner;
+
+	rg_rtimer_del(&t->rt);
+	free(t);
+}
+
+rg_chan *rg_after(int64_t ns)
+{
+	rg_timer *t = rg_timer_new(ns);
+
+	if (!t)
+		return NULL;
+	/* Stop it before publishing the owner hook, then restart: no window where
+	 * it can fire into a channel that does not know its owner yet. */
+	t->c->owner = t;
+	t->c->release = after_release;
+	return t->c;
+}

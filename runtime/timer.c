@@ -1,0 +1,212 @@
+// SPDX-License-Identifier: BSD-2-Clause
+/*
+ * Per-P timer heaps. A timer lives on the heap of the P that started it
+ * (Go's model since 1.14); any thread may stop it, taking that P's lock.
+ * Expired timers are removed under the lock and their function runs after
+ * the lock is dropped, so a function may start or stop timers itself.
+ */
+#include "timer.h"
+
+#include <errno.h>
+#include <stdlib.h>
+
+#include "fatal.h"
+#include "lock.h"
+
+static void heap_swap(struct rg_rtimer **h, int32_t i, int32_t j)
+{
+	struct rg_rtimer *t = h[i];
+
+	h[i] = h[j];
+	h[j] = t;
+	h[i]->idx = i;
+	h[j]->idx = j;
+}
+
+static void sift_up(struct rg_rtimer **h, int32_t i)
+{
+	while (i > 0) {
+		int32_t parent = (i - 1) / 2;
+		if (h[parent]->when <= h[i]->when)
+			break;
+		heap_swap(h, i, parent);
+		i = parent;
+	}
+}
+
+static void sift_down(struct rg_rtimer **h, int32_t n, int32_t i)
+{
+	for (;;) {
+		int32_t l = 2 * i + 1, r = l + 1, m = i;
+		if (l < n && h[l]->when < h[m]->when)
+			m = l;
+		if (r < n && h[r]->when < h[m]->when)
+			m = r;
+		if (m == i)
+			return;
+		heap_swap(h, i, m);
+		i = m;
+	}
+}
+
+/* Needs p->timers_lock. */
+static void publish_timer0(struct rg_p *p)
+{
+	atomic_store_explicit(&p->timer0_when, p->ntimers ? p->timers[0]->when : 0,
+			      memory_order_release);
+}
+
+/* Needs p->timers_lock. */
+static void heap_remove(struct rg_p *p, struct rg_rtimer *t)
+{
+	int32_t i = t->idx, last = --p->ntimers;
+
+	if (i != last) {
+		heap_swap(p->timers, i, last);
+		sift_down(p->timers, p->ntimers, i);
+		sift_up(p->timers, i);
+	}
+	atomic_store_explicit(&t->p, NULL, memory_order_relaxed);
+	publish_timer0(p);
+}
+
+void rg_rtimer_add(struct rg_sched *s, struct rg_rtimer *t)
+{
+	struct rg_m *m = rg_getm();
+	struct rg_p *p = m && m->p && m->sched == s ? m->p : s->allp[0];
+
+	t->sched = s;
+	rg_spin_lock(&p->timers_lock);
+	if (p->ntimers == p->captimers) {
+		int32_t cap = p->captimers ? p->captimers * 2 : 64;
+		struct rg_rtimer **h = realloc(p->timers, (size_t)cap * sizeof(*h));
+		if (!h) {
+			rg_spin_unlock(&p->timers_lock);
+			rg_fatal("out of memory growing P%d's timer heap", p->id);
+		}
+		p->timers = h;
+		p->captimers = cap;
+	}
+	t->idx = p->ntimers;
+	p->timers[p->ntimers++] = t;
+	atomic_store_explicit(&t->p, p, memory_order_relaxed);
+	sift_up(p->timers, t->idx);
+	publish_timer0(p);
+	rg_spin_unlock(&p->timers_lock);
+	/* seq_cst pairs with the sleeper's CAS on timer_sleeping and its rescan:
+	 * either it sees this timer, or we see it sleeping. */
+	atomic_fetch_add_explicit(&s->pending_wakeups, 1, memory_order_seq_cst);
+
+	/* An idle M sleeping past this timer must recompute its deadline; with
+	 * no sleeper, make sure some M is awake to look (Go's wakeNetPoller). */
+	if (atomic_load_explicit(&s->timer_sleeping, memory_order_seq_cst)) {
+		if (t->when < atomic_load_explicit(&s->timer_sleep_until, memory_order_relaxed))
+			rg_timer_kick(s);
+	} else if (p != (m ? m->p : NULL)) {
+		rg_wakep(s, true);
+	}
+}
+
+bool rg_rtimer_del(struct rg_rtimer *t)
+{
+	for (;;) {
+		struct rg_p *p = atomic_load_explicit(&t->p, memory_order_acquire);
+		if (!p)
+			break;
+		rg_spin_lock(&p->timers_lock);
+		if (atomic_load_explicit(&t->p, memory_order_relaxed) != p) {
+			rg_spin_unlock(&p->timers_lock);
+			continue; /* fired or moved meanwhile */
+		}
+		heap_remove(p, t);
+		rg_spin_unlock(&p->timers_lock);
+		atomic_fetch_sub_explicit(&t->sched->pending_wakeups, 1, memory_order_release);
+		return true;
+	}
+	/* Not pending; for a heap-allocated owner, wait out a running f. */
+	while (t->sync && atomic_load_explicit(&t->firing, memory_order_acquire))
+		rg_osyield();
+	return false;
+}
+
+int64_t rg_check_timers(struct rg_p *p, int64_t now)
+{
+	for (;;) {
+		int64_t next = atomic_load_explicit(&p->timer0_when, memory_order_acquire);
+		if (next == 0 || next > now)
+			return next;
+		rg_spin_lock(&p->timers_lock);
+		if (p->ntimers == 0 || p->timers[0]->when > now) {
+			rg_spin_unlock(&p->timers_lock);
+			continue;
+		}
+		struct rg_rtimer *t = p->timers[0];
+		bool periodic = t->period > 0;
+		if (periodic) {
+			/* Next tick from the scheduled time, skipping missed ones (Go's ticker). */
+			t->when += t->period * (1 + (now - t->when) / t->period);
+			sift_down(p->timers, p->ntimers, 0);
+			publish_timer0(p);
+		} else {
+			heap_remove(p, t);
+		}
+		if (t->sync)
+			atomic_store_explicit(&t->firing, 1, memory_order_relaxed);
+		void (*f)(void *, int64_t) = t->f;
+		void *arg = t->arg;
+		bool sync = t->sync;
+		rg_spin_unlock(&p->timers_lock);
+		if (!periodic)
+			atomic_fetch_sub_explicit(&t->sched->pending_wakeups, 1, memory_order_release);
+		f(arg, now); /* a sleep timer is gone once f readies its goroutine */
+		if (sync)
+			atomic_store_explicit(&t->firing, 0, memory_order_release);
+	}
+}
+
+int64_t rg_timers_next(struct rg_sched *s)
+{
+	int32_t n = atomic_load_explicit(&s->gomaxprocs, memory_order_relaxed);
+	int64_t next = 0;
+
+	for (int32_t i = 0; i < n; i++) {
+		int64_t w = atomic_load_explicit(&s->allp[i]->timer0_when, memory_order_acquire);
+		if (w && (next == 0 || w < next))
+			next = w;
+	}
+	return next;
+}
+
+bool rg_timer_sleep(struct rg_sched *s, int64_t until)
+{
+	uint32_t zero = 0;
+
+	if (!atomic_compare_exchange_strong_explicit(&s->timer_sleeping, &zero, 1,
+						     memory_order_seq_cst, memory_order_relaxed))
+		return false;
+	atomic_store_explicit(&s->timer_sleep_until, until, memory_order_release);
+	/* A timer added between our scan and the store above may not have kicked us. */
+	atomic_thread_fence(memory_order_seq_cst);
+	int64_t next = rg_timers_next(s);
+	if (next && next < until)
+		until = next;
+	int64_t now = rg_nanotime();
+	if (until > now && !atomic_load_explicit(&s->stopping, memory_order_acquire))
+		rg_futex_wait(&s->timer_note, 0, until - now);
+	atomic_store_explicit(&s->timer_note, 0, memory_order_relaxed);
+	atomic_store_explicit(&s->timer_sleeping, 0, memory_order_release);
+	return true;
+}
+
+void rg_timer_kick(struct rg_sched *s)
+{
+	atomic_store_explicit(&s->timer_note, 1, memory_order_release);
+	rg_futex_wake(&s->timer_note, 1);
+}
+
+void rg_timers_destroy(struct rg_p *p)
+{
+	free(p->timers);
+	p->timers = NULL;
+	p->ntimers = p->captimers = 0;
+}
