@@ -48,6 +48,8 @@ struct rb_benchmark {
  * file adds its table here and to rb_suites[] in main.c.
  */
 extern const struct rb_benchmark rb_proc_benchmarks[];
+extern const struct rb_benchmark rb_chan_benchmarks[];
+extern const struct rb_benchmark rb_sync_benchmarks[];
 
 /* Timer control, as b.ResetTimer, b.StartTimer and b.StopTimer. */
 void rb_reset_timer(struct rb_b *b);

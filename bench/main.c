@@ -18,6 +18,8 @@
 
 static const struct rb_benchmark *const rb_suites[] = {
 	rb_proc_benchmarks,
+	rb_chan_benchmarks,
+	rb_sync_benchmarks,
 	NULL,
 };
 

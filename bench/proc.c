@@ -7,22 +7,24 @@
 #include "harness.h"
 
 #include <stdatomic.h>
+#include <stdbool.h>
 
 /*
  * BenchmarkCreateGoroutines{,Parallel}: procs chains of goroutines, each
- * goroutine starting the next and exiting; op = one goroutine created.
- * Go signals the end of a chain on an unbuffered channel; ringo has no
- * channels yet, so a WaitGroup does it. That is procs signals per run, noise
- * next to b.N goroutine starts.
+ * goroutine starting the next and exiting; op = one goroutine created. The
+ * last goroutine of a chain reports on an unbuffered chan bool, as Go's does.
  */
-static rg_wg chain_wg;
+static rg_chan *chain_done;
 
 static void create_chain(void *arg)
 {
 	uintptr_t n = (uintptr_t)arg;
 
 	if (n == 0) {
-		rg_wg_done(&chain_wg);
+		const bool t = true;
+
+		if (rg_chan_send(chain_done, &t) != 0)
+			rb_fatal(NULL, "CreateGoroutines: send on the done channel failed");
 		return;
 	}
 	rb_go(create_chain, (void *)(n - 1));
@@ -30,10 +32,17 @@ static void create_chain(void *arg)
 
 static void create_goroutines(struct rb_b *b, int procs)
 {
-	rg_wg_add(&chain_wg, procs);
+	bool t;
+
+	chain_done = rg_chan_make(sizeof(bool), 0);
+	if (!chain_done)
+		rb_fatal(b, "rg_chan_make failed");
 	for (int i = 0; i < procs; i++)
 		rb_go(create_chain, (void *)(uintptr_t)(b->N / procs));
-	rg_wg_wait(&chain_wg);
+	for (int i = 0; i < procs; i++)
+		if (rg_chan_recv(chain_done, &t) != 1)
+			rb_fatal(b, "CreateGoroutines: done channel closed");
+	rg_chan_free(chain_done);
 }
 
 static void bench_create_goroutines(struct rb_b *b)
