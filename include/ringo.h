@@ -358,7 +358,8 @@ typedef struct rg_chan rg_chan;
 /*
  * rg_chan_make - a channel of cap elements of elem_size bytes each (elem_size
  * may be 0, Go's chan struct{}). NULL with errno EINVAL when elem_size is
- * 64 KiB or more or the buffer size overflows, ENOMEM when out of memory.
+ * 64 KiB or more or the buffer would exceed 2^48 bytes (Go's limit), ENOMEM
+ * when out of memory.
  */
 rg_chan *rg_chan_make(size_t elem_size, size_t cap);
 
@@ -414,7 +415,8 @@ enum { RG_CASE_SEND = 1, RG_CASE_RECV = 2 };
  * ready it blocks, or with has_default returns -EAGAIN (Go's default case).
  * A send case on a closed channel is ready and reports -EPIPE. With no
  * non-NULL channel and no default it blocks forever, like Go's `select {}`.
- * Returns -EINVAL for a bad case (dir) or more than 65536 cases.
+ * Returns -EINVAL for a bad case (dir) or more than 65536 cases, -ENOMEM when
+ * more than 8 cases need bookkeeping memory that cannot be had.
  *
  *	rg_case cs[] = { RG_RECV(jobs, &job), RG_RECV(done, NULL) };
  *	switch (rg_select(cs, 2, false)) {

@@ -16,6 +16,7 @@
 #include "probes.h"
 
 #define MAX_ELEM_SIZE (1u << 16)
+#define MAX_BUF_SIZE (1ull << 48) /* Go's maxAlloc on amd64: larger is "size out of range" */
 
 /* ---- wait queues [c->lock] ---- */
 
@@ -69,7 +70,7 @@ struct rg_sudog *rg_waitq_dequeue(struct rg_waitq *q)
 
 rg_chan *rg_chan_make(size_t elem_size, size_t cap)
 {
-	if (elem_size >= MAX_ELEM_SIZE || (elem_size && cap > (SIZE_MAX / 2) / elem_size)) {
+	if (elem_size >= MAX_ELEM_SIZE || (elem_size && cap > MAX_BUF_SIZE / elem_size)) {
 		errno = EINVAL;
 		return NULL;
 	}
@@ -104,7 +105,7 @@ void rg_chan_free(rg_chan *c)
 		       atomic_load_explicit(&c->sendq.first, memory_order_relaxed);
 	rg_spin_unlock(&c->lock);
 	if (waiters)
-		rg_fatal("free of a channel that goroutines wait on");
+		rg_fatal("free of a channel that goroutines wait on (or that a select is still leaving)");
 	free(c);
 }
 

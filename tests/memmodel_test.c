@@ -901,7 +901,7 @@ static struct {
 	atomic_long progress, blocked, finished;
 	rg_wg wg;
 	uint64_t seed;
-	long ops_done, closes_by_goroutines, stalls_closed, drained;
+	long delivered, closes_by_goroutines, stalls_closed, drained;
 	long selects, defaults, epipes, closed_recvs;
 } sx;
 
@@ -1116,7 +1116,7 @@ static void sx_check(void)
 	for (int c = 0; c < SX_NCH; c++)
 		CHECK(atomic_load(&sx.close_ok[c]) == 1, "channel %d closed %d times", c,
 		      atomic_load(&sx.close_ok[c]));
-	sx.ops_done = received;
+	sx.delivered = received;
 	free(seen);
 }
 
@@ -1197,7 +1197,7 @@ TEST_F_TIMEOUT(mm, chan_stress_against_model, 120)
 		TH_LOG("GOMAXPROCS %d, seed %#llx: %d goroutines x %d ops, %ld values delivered "
 		       "(%ld drained), %ld selects (%ld defaults), %ld EPIPE, %ld closed receives, "
 		       "%ld closes by goroutines, %ld goroutines still blocked at the final close",
-		       mm_procs[pi], (unsigned long long)sx.seed, SX_G, SX_OPS, sx.ops_done,
+		       mm_procs[pi], (unsigned long long)sx.seed, SX_G, SX_OPS, sx.delivered,
 		       sx.drained, sx.selects, sx.defaults, sx.epipes, sx.closed_recvs,
 		       sx.closes_by_goroutines, sx.stalls_closed);
 	}
