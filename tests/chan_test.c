@@ -1220,10 +1220,14 @@ TEST_F_TIMEOUT(chan, make_enomem, 120)
 	if (RT_SANITIZED)
 		SKIP(return, "sanitizer allocators abort on impossible allocations");
 	errno = 0;
-	c = rg_chan_make(60000, (size_t)1 << 44); /* about 1 EiB: beyond any address space */
+	c = rg_chan_make(60000, (size_t)1 << 31); /* 117 TiB: allowed, but no memory for it */
 	EXPECT_EQ(NULL, c);
 	EXPECT_EQ(ENOMEM, errno);
 	rg_chan_free(c);
+	errno = 0;
+	c = rg_chan_make(60000, (size_t)1 << 44); /* beyond Go's 2^48-byte limit: bad input */
+	EXPECT_EQ(NULL, c);
+	EXPECT_EQ(EINVAL, errno);
 }
 
 /* ------------------------------------------------------------------------ */
