@@ -327,7 +327,8 @@ long rg_num_goroutines(void)
 	if (!s)
 		return 0;
 	/* Go's gcount() is computed too, not counted: per-P counts summed (Ps never go away). */
-	for (int i = 0; i < RG_MAXPROCS_LIMIT && s->allp[i]; i++)
+	int32_t nallp = atomic_load_explicit(&s->nallp, memory_order_acquire);
+	for (int i = 0; i < nallp; i++)
 		n += atomic_load_explicit(&s->allp[i]->gcreated, memory_order_relaxed) -
 		     atomic_load_explicit(&s->allp[i]->gexited, memory_order_relaxed);
 	return n < 0 ? 0 : n;
@@ -348,9 +349,9 @@ int rg_p_stats(int id, struct rg_pstats *out)
 		return -EINVAL;
 	if (!s)
 		return -ESRCH;
-	struct rg_p *p = s->allp[id];
-	if (!p || id >= atomic_load_explicit(&s->gomaxprocs, memory_order_relaxed))
+	if (id >= atomic_load_explicit(&s->gomaxprocs, memory_order_acquire))
 		return -EINVAL;
+	struct rg_p *p = s->allp[id];
 	out->schedtick = atomic_load_explicit(&p->schedtick, memory_order_relaxed);
 	out->runs = atomic_load_explicit(&p->runs, memory_order_relaxed);
 	out->steals = atomic_load_explicit(&p->steals, memory_order_relaxed);
@@ -385,6 +386,8 @@ static int procresize(struct rg_sched *s, int n)
 			return -ENOMEM;
 		}
 	}
+	if (n > atomic_load_explicit(&s->nallp, memory_order_relaxed))
+		atomic_store_explicit(&s->nallp, n, memory_order_release);
 	if (n < old) {
 		/* Idle Ps above the new count leave the idle list now; running
 		 * ones retire at their owner's next scheduling point. */
@@ -526,6 +529,7 @@ int rg_run(void (*main_fn)(void *), void *arg)
 		}
 	}
 	atomic_store_explicit(&s->gomaxprocs, n, memory_order_relaxed);
+	atomic_store_explicit(&s->nallp, n, memory_order_relaxed);
 	atomic_store_explicit(&s->allp[0]->status, P_IDLE, memory_order_relaxed);
 	for (int i = n - 1; i >= 1; i--) {
 		atomic_store_explicit(&s->allp[i]->status, P_IDLE, memory_order_relaxed);

@@ -203,8 +203,14 @@ struct rg_sched {
 	_Atomic int32_t npidle;
 	_Atomic int32_t nmspinning;
 
-	struct rg_p *allp[RG_MAXPROCS_LIMIT]; /* Ps never move or die before the sched */
+	/*
+	 * Ps never move or die before the sched. allp[i] is written before the
+	 * release store of gomaxprocs (or nallp) that covers i: index allp only
+	 * below a count loaded with acquire.
+	 */
+	struct rg_p *allp[RG_MAXPROCS_LIMIT];
 	_Atomic int32_t gomaxprocs;
+	_Atomic int32_t nallp; /* Ps ever allocated */
 	_Atomic int32_t maxprocs_target; /* pending rg_maxprocs change */
 
 	_Atomic uint64_t goidgen;

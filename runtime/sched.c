@@ -241,7 +241,8 @@ static struct rg_g *stealwork(struct rg_m *m)
 {
 	struct rg_sched *s = m->sched;
 	struct rg_p *p = m->p;
-	unsigned n = (unsigned)atomic_load_explicit(&s->gomaxprocs, memory_order_relaxed);
+	/* Acquire: the Ps below the count we read are allocated and initialised. */
+	unsigned n = (unsigned)atomic_load_explicit(&s->gomaxprocs, memory_order_acquire);
 	int64_t now = 0;
 
 	for (int i = 0; i < STEAL_TRIES; i++) {
@@ -281,7 +282,7 @@ static struct rg_g *stealwork(struct rg_m *m)
 /* After dropping the P: is there work anywhere that a P could run? */
 static bool work_anywhere(struct rg_sched *s)
 {
-	int32_t n = atomic_load_explicit(&s->gomaxprocs, memory_order_relaxed);
+	int32_t n = atomic_load_explicit(&s->gomaxprocs, memory_order_acquire);
 
 	if (atomic_load_explicit(&s->runqsize, memory_order_relaxed) > 0)
 		return true;

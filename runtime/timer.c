@@ -166,7 +166,7 @@ int64_t rg_check_timers(struct rg_p *p, int64_t now)
 
 int64_t rg_timers_next(struct rg_sched *s)
 {
-	int32_t n = atomic_load_explicit(&s->gomaxprocs, memory_order_relaxed);
+	int32_t n = atomic_load_explicit(&s->gomaxprocs, memory_order_acquire);
 	int64_t next = 0;
 
 	for (int32_t i = 0; i < n; i++) {
