@@ -22,8 +22,6 @@
 #define SIGSTACK_SIZE (64 * 1024)
 #define MAX_FRAMES 32
 
-struct rg_sched *rg_sched_current(void);
-
 static void out(const char *s, size_t n)
 {
 	while (n > 0) {

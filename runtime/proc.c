@@ -18,8 +18,6 @@
 
 #define GOID_CACHE_BATCH 16
 
-void rg_sched_wake_all(struct rg_sched *s);
-
 /* The scheduler rg_run is running now, for calls from outside goroutines. */
 static _Atomic(struct rg_sched *) current_sched;
 static int maxprocs_preset; /* rg_maxprocs before rg_run; 0 = default */

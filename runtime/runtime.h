@@ -318,6 +318,19 @@ int rg_newm(struct rg_sched *s, struct rg_p *p, bool spinning);
 /* Drop a reference to the scheduler; the last one frees it. */
 void rg_sched_put(struct rg_sched *s);
 
+/* Wake every idle M (and the timer sleeper) so it sees the runtime stopping. */
+void rg_sched_wake_all(struct rg_sched *s);
+
+/* The scheduler of the calling M, else the one rg_run is running (for dumps). */
+struct rg_sched *rg_sched_current(void);
+
+/* ---- proc.c: called by the scheduler loop ---- */
+
+/* A dead goroutine (and its stack) to p's free list. */
+void rg_gfput(struct rg_sched *s, struct rg_p *p, struct rg_g *g);
+/* The main goroutine returned: stop the runtime. */
+void rg_main_exited(struct rg_sched *s);
+
 /* ---- deadlock.c ---- */
 
 /* Called by the last M to go idle, with s->lock held: all asleep means deadlock. */

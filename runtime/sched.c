@@ -483,8 +483,6 @@ static struct rg_g *execute(struct rg_m *m, struct rg_g *g, bool inherit, bool *
 		 (unsigned long long)g->goid);
 }
 
-void rg_gfput(struct rg_sched *s, struct rg_p *p, struct rg_g *g);
-void rg_main_exited(struct rg_sched *s);
 
 static void gdestroy(struct rg_m *m, struct rg_g *g)
 {
