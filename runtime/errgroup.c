@@ -10,6 +10,8 @@
 
 #include "ringo.h"
 
+#include "lock.h"
+
 struct errgroup_task {
 	rg_errgroup *g;
 	int (*fn)(void *);
@@ -85,10 +87,20 @@ int rg_errgroup_trygo(rg_errgroup *g, int (*fn)(void *), void *arg)
 
 int rg_errgroup_set_limit(rg_errgroup *g, int n)
 {
-	if (__atomic_load_n(&g->wg.state, __ATOMIC_ACQUIRE) >> 32)
-		return -EBUSY; /* as Go: changing the limit with goroutines active is a bug */
-	g->limit = n > 0 ? n : 0;
-	return rg_sem_init(&g->sem, g->limit);
+	/* As Go (len(g.sem) != 0): refuse while any slot is held. A Go() call
+	 * that was just handed a slot holds it in sem.cur before the WaitGroup
+	 * counts it, so look at both, and at queued callers, under the lock. */
+	struct rg_lock *l = (struct rg_lock *)&g->sem.lock;
+	rg_lock(l);
+	bool busy = (__atomic_load_n(&g->wg.state, __ATOMIC_ACQUIRE) >> 32) != 0 ||
+		    (g->limit > 0 && (g->sem.cur != 0 || g->sem.head));
+	if (!busy) {
+		g->limit = n > 0 ? n : 0;
+		g->sem.size = g->limit;
+		g->sem.cur = 0;
+	}
+	rg_unlock(l);
+	return busy ? -EBUSY : 0;
 }
 
 int rg_errgroup_wait(rg_errgroup *g)

@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "arch.h"
+#include "lock.h"
 #include "runtime.h"
 #include "symbolize.h"
 
@@ -222,10 +223,22 @@ static void dump_all(void)
 	dump(rg_sched_current(), NULL, rg_getg());
 }
 
+/* Only the first fatal error prints (as Go's first panic); later ones wait for the abort. */
+static _Atomic bool dying;
+
+static void wait_for_death(void)
+{
+	for (;;)
+		pause();
+}
+
 void rg_fatal(const char *fmt, ...)
 {
 	char buf[512];
 	va_list ap;
+
+	if (atomic_exchange(&dying, true))
+		wait_for_death();
 
 	va_start(ap, fmt);
 	int n = vsnprintf(buf, sizeof(buf), fmt, ap);
@@ -246,6 +259,8 @@ static void overflow_handler(int sig, siginfo_t *si, void *uctx)
 	struct rg_g *g = m ? m->curg : NULL;
 
 	if (g && rg_stack_in_guard(&g->stack, (uintptr_t)si->si_addr)) {
+		if (atomic_exchange(&dying, true))
+			wait_for_death();
 		/* We are on the signal stack: the goroutine's stack is exhausted,
 		 * so report from here and do not walk it. */
 		simple_symbols = true;
@@ -276,10 +291,59 @@ static void overflow_handler(int sig, siginfo_t *si, void *uctx)
 	signal(sig, SIG_DFL);
 }
 
-/* SIGQUIT, as in Go: dump every goroutine and exit 2. */
+/*
+ * SIGQUIT, as in Go: dump every goroutine and exit 2. The handler itself only
+ * wakes a thread kept for this (a futex wake is async-signal-safe) and
+ * returns, so a thread the signal caught inside malloc can finish and the
+ * dumper may allocate and symbolize fully. Without that thread (a forked
+ * child before its first rg_run) the handler dumps in place, dladdr only.
+ */
+static _Atomic uint32_t quit_word;
+static _Atomic pid_t quit_thread_pid;
+
+static void *quit_thread(void *arg)
+{
+	(void)arg;
+	while (atomic_load_explicit(&quit_word, memory_order_acquire) == 0)
+		rg_futex_wait(&quit_word, 0, -1);
+	if (atomic_exchange(&dying, true))
+		wait_for_death();
+	outf("SIGQUIT: quit\n");
+	struct dump_req r = {.s = rg_sched_current()};
+	dump_req_run(&r);
+	_exit(2);
+}
+
+static void start_quit_thread(void)
+{
+	pthread_t t;
+	pthread_attr_t attr;
+	sigset_t all, old;
+
+	if (atomic_load(&quit_thread_pid) == getpid())
+		return;
+	/* The dumper must never take a signal meant for the program. */
+	sigfillset(&all);
+	pthread_sigmask(SIG_SETMASK, &all, &old);
+	pthread_attr_init(&attr);
+	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+	if (pthread_create(&t, &attr, quit_thread, NULL) == 0)
+		atomic_store(&quit_thread_pid, getpid());
+	pthread_attr_destroy(&attr);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+}
+
 static void sigquit_handler(int sig)
 {
 	(void)sig;
+	if (atomic_load(&quit_thread_pid) == getpid()) {
+		atomic_store_explicit(&quit_word, 1, memory_order_release);
+		rg_futex_wake(&quit_word, 1);
+		return;
+	}
+	if (atomic_exchange(&dying, true))
+		wait_for_death();
+	simple_symbols = true;
 	outf("SIGQUIT: quit\n");
 	dump_all();
 	_exit(2);
@@ -290,8 +354,13 @@ void rg_fatal_install_handlers(void)
 	static _Atomic bool installed;
 	struct sigaction sa, old;
 
-	if (atomic_exchange(&installed, true))
+	static bool own_sigquit;
+
+	if (atomic_exchange(&installed, true)) {
+		if (own_sigquit)
+			start_quit_thread(); /* again in a forked child */
 		return;
+	}
 	memset(&sa, 0, sizeof(sa));
 	sa.sa_sigaction = overflow_handler;
 	sa.sa_flags = SA_SIGINFO | SA_ONSTACK;
@@ -304,9 +373,11 @@ void rg_fatal_install_handlers(void)
 	    old.sa_handler == SIG_DFL) {
 		memset(&sa, 0, sizeof(sa));
 		sa.sa_handler = sigquit_handler;
-		sa.sa_flags = SA_ONSTACK;
+		sa.sa_flags = SA_ONSTACK | SA_RESTART;
 		sigemptyset(&sa.sa_mask);
 		sigaction(SIGQUIT, &sa, NULL);
+		own_sigquit = true;
+		start_quit_thread();
 	}
 }
 

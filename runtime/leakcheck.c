@@ -5,6 +5,7 @@
  */
 #include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 
 #include "fatal.h"
 #include "runtime.h"
@@ -22,24 +23,29 @@ static bool ignored(const struct rg_leakcheck_opts *o, const struct rg_g *g)
 	return false;
 }
 
-/* Count the suspects; *busy tells whether any of them may still finish by itself. */
+/*
+ * Count the suspects, and collect them into *out (malloc'd) when out is set;
+ * *busy tells whether any of them may still finish by itself.
+ */
 static long scan(struct rg_sched *s, struct rg_g *self, const struct rg_leakcheck_opts *o,
-		 bool *busy, bool report)
+		 bool *busy, struct rg_g ***out)
 {
 	long n = 0;
 
 	*busy = false;
 	rg_lock(&s->allg_lock);
+	if (out)
+		*out = malloc(s->nallg * sizeof(**out));
 	for (size_t i = 0; i < s->nallg; i++) {
 		struct rg_g *g = s->allg[i];
 		uint32_t st = atomic_load_explicit(&g->status, memory_order_acquire);
 		if (g == self || st == G_DEAD || st == G_IDLE || ignored(o, g))
 			continue;
+		if (out && *out)
+			(*out)[n] = g;
 		n++;
 		if (st != G_WAITING)
 			*busy = true;
-		if (report)
-			rg_dump_goroutine(g, NULL);
 	}
 	rg_unlock(&s->allg_lock);
 	return n;
@@ -62,12 +68,18 @@ long rg_leakcheck(const struct rg_leakcheck_opts *opts)
 	int64_t deadline = rg_nanotime() + (o->timeout_ns ? o->timeout_ns : DEFAULT_TIMEOUT_NS);
 
 	/* Goroutines that are runnable are on their way somewhere: let them run. */
-	long n;
-	while ((n = scan(s, self, o, &busy, false)) > 0 && busy && rg_nanotime() < deadline)
+	while (scan(s, self, o, &busy, NULL) > 0 && busy && rg_nanotime() < deadline)
 		rg_yield();
-	if (n == 0)
-		return 0;
-	fprintf(stderr, "ringo: leakcheck: %ld goroutine%s still alive:\n", n, n == 1 ? "" : "s");
-	fflush(stderr);
-	return scan(s, self, o, &busy, true);
+	/* One final scan decides: the count printed, dumped and returned agree. */
+	struct rg_g **leaked = NULL;
+	long n = scan(s, self, o, &busy, &leaked);
+	if (n > 0) {
+		fprintf(stderr, "ringo: leakcheck: %ld goroutine%s still alive:\n", n,
+			n == 1 ? "" : "s");
+		fflush(stderr);
+		for (long i = 0; leaked && i < n; i++)
+			rg_dump_goroutine(leaked[i], NULL);
+	}
+	free(leaked);
+	return n;
 }

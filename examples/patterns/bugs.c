@@ -53,7 +53,7 @@ static void bug_replica(void *arg)
 	rg_chan *answers = arg;
 	int answer = (int)rg_goid();
 
-	/* Unbuffered: blocks until someone receives, which happens only once. */
+	/* With no room in the channel, blocks until someone receives: that happens once. */
 	rg_chan_send(answers, &answer);
 }
 
