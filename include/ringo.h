@@ -56,10 +56,11 @@ int *rg_errno_location(void);
 /*
  * rg_run - start the runtime and run main_fn(arg) as the main goroutine.
  *
- * The calling thread becomes the runtime's first M. Returns 0 when main_fn
- * returns; goroutines still alive then are abandoned, as when a Go main
- * returns (their stacks are reclaimed once no thread runs them). May be called
- * again later in the same process, but not from inside a goroutine.
+ * Goroutines run on threads the runtime starts; the calling thread waits, so
+ * that rg_run can return 0 as soon as main_fn returns even while abandoned
+ * goroutines (as when a Go main returns) still occupy threads. Their stacks
+ * are reclaimed once no thread runs them. May be called again later in the
+ * same process, but not from inside a goroutine.
  *
  * Returns -EINVAL if main_fn is NULL, -EBUSY if called from a goroutine or
  * while another rg_run is active, -ENOMEM or -EAGAIN if the runtime cannot get
