@@ -15,6 +15,7 @@
 
 #include "rg_test.h"
 #include "runtime.h"
+#include "rg_await.h"
 #include "symbolize.h"
 
 FIXTURE(slow) {
@@ -34,23 +35,6 @@ static const char deadlock_msg[] = "ringo: fatal: all goroutines are asleep - de
 /* GOMAXPROCS values to try: 1, 2, 4, 8; under TSan (a second per child to start) 2 and 8. */
 #define FOR_PROCS(procs) for (int procs = RT_TSAN ? 2 : 1; procs <= 8; procs *= RT_TSAN ? 4 : 2)
 
-/* Yield until cond holds; false when it did not within AWAIT_NS. */
-#define AWAIT(cond)                                                                              \
-	({                                                                                       \
-		uint64_t dl_ = rt_now_ns() + AWAIT_NS;                                           \
-		bool ok_;                                                                        \
-		while (!(ok_ = (cond)) && rt_now_ns() < dl_)                                     \
-			rg_yield();                                                              \
-		ok_;                                                                             \
-	})
-
-/* A goroutine's G, published by the goroutine itself so that others can watch it park. */
-typedef struct rg_g *_Atomic gslot;
-
-static void publish_self(gslot *slot)
-{
-	atomic_store(slot, rg_getg());
-}
 
 static bool is_parked(gslot *slot)
 {

@@ -16,6 +16,7 @@
 
 #include "rg_test.h"
 #include "runtime.h"
+#include "rg_await.h"
 
 FIXTURE(slow) {
 	int unused;
@@ -64,23 +65,6 @@ static void __attribute__((format(printf, 3, 4))) note_err(const char *file, int
 /* A state that should come soon but does not is a failure, not a hang. */
 #define AWAIT_NS (10ull * 1000000000ull)
 
-/* Yield until cond holds; false when it did not within AWAIT_NS. */
-#define AWAIT(cond)                                                                              \
-	({                                                                                       \
-		uint64_t dl_ = rt_now_ns() + AWAIT_NS;                                           \
-		bool ok_;                                                                        \
-		while (!(ok_ = (cond)) && rt_now_ns() < dl_)                                     \
-			rg_yield();                                                              \
-		ok_;                                                                             \
-	})
-
-/* A goroutine's G, published by the goroutine itself so that others can watch it park. */
-typedef struct rg_g *_Atomic gslot;
-
-static void publish_self(gslot *slot)
-{
-	atomic_store(slot, rg_getg());
-}
 
 /* Parked for `why`? wait_reason is written before the release store of G_WAITING. */
 static bool is_parked(gslot *slot, enum rg_wait_reason why)
