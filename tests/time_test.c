@@ -196,8 +196,8 @@ static struct {
 static void after_main(void *arg)
 {
 	rg_chan *never = rg_chan_make(sizeof(int), 0);
+	int64_t v, t0 = rg_now(); /* before rg_after: its 4 ms start inside the call */
 	rg_chan *after = rg_after(4 * MS);
-	int64_t v, t0 = rg_now();
 	rg_case cs[] = {RG_RECV(never, NULL), RG_RECV(after, &v)};
 
 	af.chosen = rg_select(cs, 2, false);
