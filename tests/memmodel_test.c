@@ -882,6 +882,8 @@ TEST_F_TIMEOUT(mm, mp_wg_done_before_wait, 120)
 #define SX_OPS (RT_TSAN ? 50 : 150)
 #define SX_SEQ 1024 /* values a goroutine may try to send: at most 5 per operation */
 #define SX_SENTINEL 0xdeadbeefcafef00dull
+/* A log holds a goroutine's receives, or main's final drain of every buffer (99 values). */
+#define SX_LOG_CAP (SX_OPS > 128 ? SX_OPS : 128)
 
 static const size_t sx_caps[SX_NCH] = {0, 0, 0, 0, 1, 1, 2, 3, 4, 8, 16, 64};
 
@@ -889,8 +891,8 @@ struct sx_log {
 	uint32_t nseq;	      /* sequence numbers used */
 	uint8_t sent[SX_SEQ]; /* 1: that value's send succeeded */
 	uint32_t nrecv;
-	uint64_t recv[SX_OPS]; /* values received, in order */
-	uint8_t recv_ch[SX_OPS];
+	uint64_t recv[SX_LOG_CAP]; /* values received, in order */
+	uint8_t recv_ch[SX_LOG_CAP];
 };
 
 static struct {
@@ -912,7 +914,7 @@ static uint64_t sx_value(int g, int c, uint32_t seq)
 
 static void sx_received(struct sx_log *l, int c, uint64_t v)
 {
-	if (l->nrecv < SX_OPS) {
+	if (l->nrecv < SX_LOG_CAP) {
 		l->recv[l->nrecv] = v;
 		l->recv_ch[l->nrecv] = (uint8_t)c;
 		l->nrecv++;
@@ -1164,7 +1166,7 @@ static void sx_main(void *arg)
 
 		while ((rc = rg_chan_tryrecv(sx.ch[c], &v)) == 1) {
 			n++;
-			if (drain->nrecv < SX_OPS) {
+			if (drain->nrecv < SX_LOG_CAP) {
 				sx_received(drain, c, v);
 			} else {
 				CHECK(0, "drain log full");
@@ -1183,7 +1185,7 @@ TEST_F_TIMEOUT(mm, chan_stress_against_model, 120)
 {
 	uint64_t t0 = rt_now_ns();
 
-	/* SX_OPS entries per receiver, plus the drain: the caps sum to 99 < SX_OPS. */
+	/* One log per goroutine plus the drain's; SX_LOG_CAP covers both (caps sum to 99). */
 	sx.log = calloc(SX_G + 1, sizeof(*sx.log));
 	ASSERT_NE(NULL, sx.log);
 	for (int pi = 0; pi < MM_NPROCS; pi++) {
