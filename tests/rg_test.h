@@ -200,4 +200,36 @@ static inline const char *rt_status_str(int status, char *buf, size_t size)
 	return buf;
 }
 
+/* Fatal misuse: run main_fn under rg_run in a child; expect the message on stderr and SIGABRT. */
+struct rt_fatal_case {
+	void (*main_fn)(void *);
+};
+
+static inline void rt_fatal_child(void *arg)
+{
+	const struct rt_fatal_case *fc = arg;
+	int rc = rg_run(fc->main_fn, NULL);
+
+	/* Reached only if the runtime did not abort. */
+	fprintf(stderr, "test: rg_run returned %d\n", rc);
+	_exit(3);
+}
+
+static inline void rt_expect_fatal(struct __test_metadata *_metadata, void (*main_fn)(void *),
+				   const char *reason)
+{
+	struct rt_fatal_case fc = {main_fn};
+	struct rt_child *c = malloc(sizeof(*c));
+	char want[256], st[80];
+
+	ASSERT_NE(NULL, c);
+	snprintf(want, sizeof(want), "ringo: fatal: %s", reason);
+	ASSERT_EQ(0, rt_run_child(rt_fatal_child, &fc, c));
+	EXPECT_TRUE(rt_child_aborted(c))
+	TH_LOG("child %s; stderr:\n%s", rt_status_str(c->status, st, sizeof(st)), c->out);
+	EXPECT_NE(NULL, strstr(c->out, want))
+	TH_LOG("no \"%s\" in the child's stderr:\n%s", want, c->out);
+	free(c);
+}
+
 #endif /* RG_TEST_H */

@@ -645,38 +645,6 @@ TEST_F_TIMEOUT(heavy, token_ring, 90)
 
 /* ------------------------------------------------------------------------ */
 
-/* Fatal misuse: run it in a child, expect the message on stderr and SIGABRT. */
-struct fatal_case {
-	void (*main_fn)(void *);
-};
-
-static void fatal_child(void *arg)
-{
-	const struct fatal_case *fc = arg;
-	int rc = rg_run(fc->main_fn, NULL);
-
-	/* Reached only if the runtime did not abort. */
-	fprintf(stderr, "test: rg_run returned %d\n", rc);
-	_exit(3);
-}
-
-static void expect_fatal(struct __test_metadata *_metadata, void (*main_fn)(void *),
-			 const char *reason)
-{
-	struct fatal_case fc = {main_fn};
-	struct rt_child *c = malloc(sizeof(*c));
-	char want[256], st[80];
-
-	ASSERT_NE(NULL, c);
-	snprintf(want, sizeof(want), "ringo: fatal: %s", reason);
-	ASSERT_EQ(0, rt_run_child(fatal_child, &fc, c));
-	EXPECT_TRUE(rt_child_aborted(c))
-		TH_LOG("child %s", rt_status_str(c->status, st, sizeof(st)));
-	EXPECT_NE(NULL, strstr(c->out, want))
-		TH_LOG("no \"%s\" in the child's stderr:\n%s", want, c->out);
-	free(c);
-}
-
 static void unlock_unlocked_main(void *arg)
 {
 	rg_mutex m = RG_MUTEX_INIT;
@@ -686,7 +654,7 @@ static void unlock_unlocked_main(void *arg)
 
 TEST(fatal_unlock_of_unlocked_mutex)
 {
-	expect_fatal(_metadata, unlock_unlocked_main, "sync: unlock of unlocked mutex");
+	rt_expect_fatal(_metadata, unlock_unlocked_main, "sync: unlock of unlocked mutex");
 }
 
 static void double_unlock_main(void *arg)
@@ -700,7 +668,7 @@ static void double_unlock_main(void *arg)
 
 TEST(fatal_double_unlock)
 {
-	expect_fatal(_metadata, double_unlock_main, "sync: unlock of unlocked mutex");
+	rt_expect_fatal(_metadata, double_unlock_main, "sync: unlock of unlocked mutex");
 }
 
 static rg_mutex fatal_m;
@@ -721,7 +689,7 @@ static void unlock_other_main(void *arg)
 
 TEST(fatal_unlock_of_unlocked_mutex_in_goroutine)
 {
-	expect_fatal(_metadata, unlock_other_main, "sync: unlock of unlocked mutex");
+	rt_expect_fatal(_metadata, unlock_other_main, "sync: unlock of unlocked mutex");
 }
 
 static void wg_negative_main(void *arg)
@@ -733,7 +701,7 @@ static void wg_negative_main(void *arg)
 
 TEST(fatal_negative_wg_counter)
 {
-	expect_fatal(_metadata, wg_negative_main, "sync: negative WaitGroup counter");
+	rt_expect_fatal(_metadata, wg_negative_main, "sync: negative WaitGroup counter");
 }
 
 static void done_twice(void *arg)
@@ -754,7 +722,7 @@ static void wg_done_twice_main(void *arg)
 
 TEST(fatal_wg_done_too_often)
 {
-	expect_fatal(_metadata, wg_done_twice_main, "sync: negative WaitGroup counter");
+	rt_expect_fatal(_metadata, wg_done_twice_main, "sync: negative WaitGroup counter");
 }
 
 TEST_HARNESS_MAIN
