@@ -1,0 +1,419 @@
+// SPDX-License-Identifier: BSD-2-Clause
+/*
+ * The io_uring backend: one ring per scheduler, shared by its Ms.
+ *
+ * A goroutine's operation becomes an SQE whose user_data points at a
+ * struct uring_op on the goroutine's own stack; the goroutine parks until
+ * the CQE arrives, so the op (and every buffer the kernel may touch) stays
+ * valid until the kernel is done with it, even when the op is cancelled.
+ *
+ * Submission is batched: SQEs accumulate while an M runs its goroutines and
+ * go to the kernel in one io_uring_enter when the M runs out of local work
+ * (rg_netpoll's non-blocking poll, before stealing) - or at once when an M
+ * is asleep in the ring, because then the machine is idle and latency is
+ * what matters. Completions are reaped by whichever M polls: the idle M
+ * blocked in io_uring_enter (with the next timer as its timeout) or a
+ * running M between goroutines. docs/design.md says why one shared ring
+ * (rather than one per P or per M, with SINGLE_ISSUER and DEFER_TASKRUN).
+ */
+#include <errno.h>
+#include <liburing.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "context.h"
+#include "fatal.h"
+#include "poller.h"
+#include "probes.h"
+#include "runtime.h"
+#include "sanitizer.h"
+
+#define RING_ENTRIES 4096
+#define CQ_ENTRIES (4 * RING_ENTRIES)
+
+/* user_data below 4096 is never an op's address. */
+enum { TAG_WAKE = 1, TAG_CANCEL = 2 };
+
+struct uring {
+	struct io_uring ring;
+	struct rg_lock sq_lock; /* SQ tail and io_uring_submit */
+	struct rg_lock cq_lock; /* CQ head */
+	_Atomic uint32_t unsubmitted; /* SQEs prepared, not yet handed to the kernel */
+	_Atomic int64_t inflight;     /* SQEs whose CQE is not reaped yet */
+	_Atomic uint32_t wake_pending; /* a wake NOP is in flight */
+};
+
+struct uring_op {
+	struct rg_iowait w;
+	int32_t res;
+	struct uring *u;
+	struct rg_ctx_hook hook;
+};
+
+/* ---- submission ---- */
+
+/* Hand every prepared SQE to the kernel. Needs sq_lock. */
+static void submit_locked(struct uring *u)
+{
+	int r = io_uring_submit(&u->ring);
+
+	/* SUBMIT_ALL: the kernel takes every SQE or fails outright. */
+	if (r >= 0)
+		atomic_store_explicit(&u->unsubmitted, 0, memory_order_relaxed);
+	else if (r != -EBUSY && r != -EAGAIN && r != -EINTR)
+		rg_fatal("io_uring_submit: %s", strerror(-r));
+}
+
+/*
+ * n free SQEs, submitting (and, when the kernel pushes back, waiting for
+ * reapers) as needed. Needs sq_lock; may drop it while waiting.
+ */
+static void reserve_locked(struct uring *u, unsigned n)
+{
+	while (io_uring_sq_space_left(&u->ring) < n) {
+		submit_locked(u);
+		if (io_uring_sq_space_left(&u->ring) >= n)
+			return;
+		/* The CQ is backed up: let the reapers catch up. */
+		rg_unlock(&u->sq_lock);
+		rg_osyield();
+		rg_lock(&u->sq_lock);
+	}
+}
+
+static struct io_uring_sqe *sqe_locked(struct uring *u, uint64_t user_data)
+{
+	struct io_uring_sqe *sqe = io_uring_get_sqe(&u->ring);
+
+	if (!sqe)
+		rg_fatal("io_uring: no SQE after reserving one");
+	io_uring_sqe_set_data64(sqe, user_data);
+	atomic_fetch_add_explicit(&u->inflight, 1, memory_order_relaxed);
+	atomic_fetch_add_explicit(&u->unsubmitted, 1, memory_order_relaxed);
+	return sqe;
+}
+
+static void prep(struct io_uring_sqe *sqe, const struct rg_io_req *r)
+{
+	switch (r->op) {
+	case RG_IO_READ:
+		io_uring_prep_read(sqe, r->fd, r->buf, (unsigned)r->len, (uint64_t)r->off);
+		break;
+	case RG_IO_WRITE:
+		io_uring_prep_write(sqe, r->fd, r->cbuf, (unsigned)r->len, (uint64_t)r->off);
+		break;
+	case RG_IO_READV:
+		io_uring_prep_readv(sqe, r->fd, r->iov, (unsigned)r->len, (uint64_t)r->off);
+		break;
+	case RG_IO_WRITEV:
+		io_uring_prep_writev(sqe, r->fd, r->iov, (unsigned)r->len, (uint64_t)r->off);
+		break;
+	case RG_IO_RECV:
+		io_uring_prep_recv(sqe, r->fd, r->buf, r->len, r->flags);
+		break;
+	case RG_IO_SEND:
+		io_uring_prep_send(sqe, r->fd, r->cbuf, r->len, r->flags | MSG_NOSIGNAL);
+		break;
+	case RG_IO_RECVMSG:
+		io_uring_prep_recvmsg(sqe, r->fd, r->msg, (unsigned)r->flags);
+		break;
+	case RG_IO_SENDMSG:
+		io_uring_prep_sendmsg(sqe, r->fd, r->cmsg, (unsigned)r->flags | MSG_NOSIGNAL);
+		break;
+	case RG_IO_ACCEPT:
+		io_uring_prep_accept(sqe, r->fd, r->addr, r->addrlen, SOCK_CLOEXEC);
+		break;
+	case RG_IO_CONNECT:
+		io_uring_prep_connect(sqe, r->fd, r->caddr, (socklen_t)r->len);
+		break;
+	case RG_IO_OPENAT:
+		io_uring_prep_openat(sqe, r->fd, r->path, r->flags, r->mode);
+		break;
+	case RG_IO_CLOSE:
+		io_uring_prep_close(sqe, r->fd);
+		break;
+	case RG_IO_FSYNC:
+		io_uring_prep_fsync(sqe, r->fd, 0);
+		break;
+	case RG_IO_POLL:
+		io_uring_prep_poll_add(sqe, r->fd, (unsigned)r->flags);
+		break;
+	case RG_IO_OP_COUNT:
+		rg_fatal("io_uring: bad operation %d", (int)r->op);
+	}
+}
+
+/* Cancel op in the kernel; its own CQE still arrives (with -ECANCELED or its result). */
+static void cancel_op(struct uring *u, struct uring_op *op)
+{
+	rg_lock(&u->sq_lock);
+	reserve_locked(u, 1);
+	io_uring_prep_cancel64(sqe_locked(u, TAG_CANCEL), (uint64_t)(uintptr_t)op, 0);
+	submit_locked(u);
+	rg_unlock(&u->sq_lock);
+}
+
+static void ctx_cancelled(struct rg_ctx_hook *h, int err)
+{
+	struct uring_op *op = (struct uring_op *)((char *)h - offsetof(struct uring_op, hook));
+
+	cancel_op(op->u, op);
+}
+
+static int64_t uring_io(struct rg_poller *pl, const struct rg_io_req *req, rg_ctx *ctx)
+{
+	struct uring *u = pl->backend;
+	struct uring_op op = {.u = u, .hook = {.fn = ctx_cancelled}};
+	int err;
+
+	if (ctx && (err = rg_ctx_err(ctx)) != 0)
+		return err;
+	rg_iowait_begin(pl, &op.w);
+
+	rg_lock(&u->sq_lock);
+	reserve_locked(u, 2);
+	if (req->op == RG_IO_CLOSE) {
+		/* Go's Close wakes the fd's blocked readers and writers: cancel them first. */
+		struct io_uring_sqe *c = sqe_locked(u, TAG_CANCEL);
+		io_uring_prep_cancel_fd(c, req->fd, IORING_ASYNC_CANCEL_ALL);
+		c->flags |= IOSQE_IO_HARDLINK;
+	}
+	rg_tsan_release(&op); /* the reaper's acquire: the kernel hands op over */
+	prep(sqe_locked(u, (uint64_t)(uintptr_t)&op), req);
+	/* user_data joins these probes with the kernel's io_uring tracepoints. */
+	RG_PROBE(io_submit, op.w.g->goid, (uint64_t)(uintptr_t)&op, (int)req->op);
+	/* An M asleep in the ring means idle CPUs: submit now rather than batch. */
+	if (atomic_load_explicit(&pl->blocked, memory_order_relaxed))
+		submit_locked(u);
+	rg_unlock(&u->sq_lock);
+
+	if (ctx && rg_ctx_hook_add(ctx, &op.hook) != 0)
+		cancel_op(u, &op); /* cancelled before the hook was in place */
+
+	rg_iowait_park(&op.w);
+
+	if (ctx)
+		rg_ctx_hook_del(&op.hook);
+	rg_iowait_end(pl, &op.w);
+	RG_PROBE(io_complete, op.w.g->goid, (uint64_t)(uintptr_t)&op, op.res);
+	if (ctx && (op.res == -ECANCELED || op.res == -EINTR) && (err = rg_ctx_err(ctx)) != 0)
+		return err;
+	return op.res;
+}
+
+/* ---- completion ---- */
+
+/*
+ * Reap CQEs; goroutines whose wait completed go to out (at most max), and
+ * *woken says whether a wake NOP was among them. Needs cq_lock.
+ */
+static int reap_locked(struct uring *u, struct rg_g **out, int max, bool *woken)
+{
+	struct io_uring_cqe *cqe;
+	unsigned head, seen = 0;
+	int n = 0;
+
+	io_uring_for_each_cqe(&u->ring, head, cqe)
+	{
+		uint64_t ud = cqe->user_data;
+
+		if (ud == TAG_WAKE) {
+			atomic_store_explicit(&u->wake_pending, 0, memory_order_release);
+			*woken = true;
+		} else if (ud != TAG_CANCEL) {
+			if (n == max)
+				break;
+			struct uring_op *op = (struct uring_op *)(uintptr_t)ud;
+			rg_tsan_acquire(op);
+			op->res = cqe->res; /* before complete: the waiter may run at once */
+			struct rg_g *g = rg_iowait_complete(&op->w);
+			if (g)
+				out[n++] = g;
+		}
+		seen++;
+	}
+	if (seen) {
+		io_uring_cq_advance(&u->ring, seen);
+		atomic_fetch_sub_explicit(&u->inflight, seen, memory_order_relaxed);
+	}
+	return n;
+}
+
+static void flush(struct uring *u)
+{
+	if (atomic_load_explicit(&u->unsubmitted, memory_order_relaxed) == 0)
+		return;
+	rg_lock(&u->sq_lock);
+	if (atomic_load_explicit(&u->unsubmitted, memory_order_relaxed))
+		submit_locked(u);
+	rg_unlock(&u->sq_lock);
+}
+
+/*
+ * The kernel holds completions we cannot see in the CQ: task work waiting
+ * for its thread to enter the kernel (COOP_TASKRUN), or CQEs that overflowed.
+ */
+static bool cq_nonempty(struct uring *u)
+{
+	/* io_uring_cq_ready reads khead plainly: only safe under cq_lock. */
+	return io_uring_smp_load_acquire(u->ring.cq.ktail) !=
+	       IO_URING_READ_ONCE(*u->ring.cq.khead);
+}
+
+static bool kernel_has_events(struct uring *u)
+{
+	return IO_URING_READ_ONCE(*u->ring.sq.kflags) & (IORING_SQ_TASKRUN | IORING_SQ_CQ_OVERFLOW);
+}
+
+static int uring_poll(struct rg_poller *pl, int64_t until, struct rg_g **out, int max)
+{
+	struct uring *u = pl->backend;
+	bool woken = false;
+	int n;
+
+	flush(u);
+	if (until == 0) {
+		if (!cq_nonempty(u)) {
+			if (!kernel_has_events(u))
+				return 0;
+			io_uring_get_events(&u->ring);
+		}
+		if (!rg_trylock(&u->cq_lock))
+			return 0; /* another M is reaping */
+		n = reap_locked(u, out, max, &woken);
+		rg_unlock(&u->cq_lock);
+		return n;
+	}
+
+	rg_lock(&u->cq_lock);
+	n = reap_locked(u, out, max, &woken);
+	rg_unlock(&u->cq_lock);
+	if (n || woken)
+		return n; /* a wake sent before we got here still counts */
+
+	struct __kernel_timespec ts;
+	struct io_uring_getevents_arg arg = {.sigmask_sz = _NSIG / 8};
+	if (until > 0) {
+		int64_t left = until - rg_nanotime();
+		if (left <= 0)
+			return 0;
+		ts.tv_sec = left / 1000000000;
+		ts.tv_nsec = left % 1000000000;
+		arg.ts = (uint64_t)(uintptr_t)&ts;
+	}
+	/*
+	 * One wait, then return even if another M reaped what woke us: the
+	 * caller re-examines timers and queues, so a wake-up is never lost.
+	 */
+	io_uring_enter2(u->ring.ring_fd, 0, 1, IORING_ENTER_GETEVENTS | IORING_ENTER_EXT_ARG,
+			(sigset_t *)&arg, sizeof(arg));
+	rg_lock(&u->cq_lock);
+	n = reap_locked(u, out, max, &woken);
+	rg_unlock(&u->cq_lock);
+	return n;
+}
+
+static void uring_wake(struct rg_poller *pl)
+{
+	struct uring *u = pl->backend;
+	uint32_t zero = 0;
+
+	/* One NOP in flight is enough: its CQE ends the blocked wait. */
+	if (!atomic_compare_exchange_strong_explicit(&u->wake_pending, &zero, 1,
+						     memory_order_acq_rel, memory_order_relaxed))
+		return;
+	rg_lock(&u->sq_lock);
+	reserve_locked(u, 1);
+	io_uring_prep_nop(sqe_locked(u, TAG_WAKE));
+	submit_locked(u);
+	rg_unlock(&u->sq_lock);
+}
+
+/* ---- lifecycle ---- */
+
+/*
+ * liburing maps and unmaps rings with raw system calls TSan cannot see: a
+ * new ring at an old ring's address would look like a race with the old
+ * ring's last writer. Every destroy happens-before every later init.
+ */
+static char ring_epoch;
+
+static int uring_init(struct rg_poller *pl)
+{
+	static const unsigned flag_sets[] = {
+		IORING_SETUP_CQSIZE | IORING_SETUP_SUBMIT_ALL | IORING_SETUP_COOP_TASKRUN |
+			IORING_SETUP_TASKRUN_FLAG,
+		IORING_SETUP_CQSIZE,
+	};
+	struct uring *u = calloc(1, sizeof(*u));
+	int r = -EINVAL;
+
+	if (!u)
+		return -ENOMEM;
+	rg_tsan_acquire(&ring_epoch);
+	for (size_t i = 0; i < sizeof(flag_sets) / sizeof(flag_sets[0]); i++) {
+		struct io_uring_params p = {.flags = flag_sets[i], .cq_entries = CQ_ENTRIES};
+		r = io_uring_queue_init_params(RING_ENTRIES, &u->ring, &p);
+		if (r == 0 && !(p.features & IORING_FEAT_EXT_ARG)) {
+			/* Before 5.11 a timed wait needs a timeout SQE per sleep: use epoll. */
+			io_uring_queue_exit(&u->ring);
+			r = -EOPNOTSUPP;
+			break;
+		}
+		if (r != -EINVAL)
+			break;
+	}
+	if (r < 0) {
+		free(u);
+		return r;
+	}
+	/* A forked child must not write into the parent's rings. */
+	io_uring_ring_dontfork(&u->ring);
+	pl->backend = u;
+	return 0;
+}
+
+static void uring_destroy(struct rg_poller *pl)
+{
+	struct uring *u = pl->backend;
+	struct rg_g *sink[64];
+
+	/*
+	 * Goroutines abandoned in I/O still own their buffers: cancel all of
+	 * it and wait for every CQE before the stacks can be unmapped.
+	 */
+	rg_lock(&u->sq_lock);
+	reserve_locked(u, 1);
+	io_uring_prep_cancel64(sqe_locked(u, TAG_CANCEL), 0, IORING_ASYNC_CANCEL_ANY);
+	submit_locked(u);
+	rg_unlock(&u->sq_lock);
+	for (int tries = 0; atomic_load_explicit(&u->inflight, memory_order_relaxed) > 0; tries++) {
+		struct __kernel_timespec ts = {.tv_nsec = 100000000};
+		struct io_uring_cqe *cqe;
+		if (tries == 100) {
+			fprintf(stderr, "ringo: %lld io_uring operations still running at exit\n",
+				(long long)atomic_load(&u->inflight));
+			break;
+		}
+		io_uring_wait_cqe_timeout(&u->ring, &cqe, &ts);
+		rg_lock(&u->cq_lock);
+		bool woken;
+		reap_locked(u, sink, 64, &woken); /* parked forever: nobody readies them */
+		rg_unlock(&u->cq_lock);
+	}
+	io_uring_queue_exit(&u->ring);
+	rg_tsan_release(&ring_epoch);
+	free(u);
+	pl->backend = NULL;
+}
+
+const struct rg_poller_ops rg_uring_ops = {
+	.name = "io_uring",
+	.init = uring_init,
+	.destroy = uring_destroy,
+	.poll = uring_poll,
+	.wake = uring_wake,
+	.io = uring_io,
+};

@@ -1,0 +1,382 @@
+// SPDX-License-Identifier: BSD-2-Clause
+/*
+ * sysmon: Go's system monitor, a thread that holds no P. It wakes every 20
+ * µs while there is something to watch, backing off to 10 ms when idle, and
+ *  - retakes a P whose M has been in a system call for a whole tick while
+ *    other work waits (or for 10 ms regardless), handing it to another M;
+ *  - polls the poller when no M has for 10 ms, so completions are not left
+ *    behind Ms that always have work of their own;
+ *  - preempts a goroutine that has run a whole time slice while other work
+ *    waits (Go's retake for running Ps; preempt.c does the rest).
+ * When every P is idle it sleeps until a P enters a system call.
+ */
+#include <errno.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <time.h>
+
+#include "fatal.h"
+#include "poller.h"
+#include "preempt.h"
+#include "probes.h"
+#include "runq.h"
+#include "runtime.h"
+#include "schedstats.h"
+
+#define SYSMON_MIN_DELAY_NS 20000LL
+#define SYSMON_MAX_DELAY_NS 10000000LL
+#define SYSMON_IDLE_TICKS 50 /* ticks without work before backing off */
+#define SYSCALL_RETAKE_NS 10000000LL
+#define NETPOLL_STALE_NS 10000000LL
+#define DEEP_SLEEP_NS 100000000LL
+#define PREEMPT_RETRY_MIN_NS 50000LL
+#define LEND_AFTER_TRIES 4
+#define LEND_MIN_NS 1000000LL
+#define PREEMPT_RETRY_MAX_NS 1000000LL
+
+/* Retake Ps stuck in system calls; returns how many. */
+static int retake(struct rg_sched *s, int64_t now)
+{
+	int32_t n = atomic_load_explicit(&s->gomaxprocs, memory_order_acquire);
+	int taken = 0;
+
+	for (int32_t i = 0; i < n; i++) {
+		struct rg_p *p = s->allp[i];
+		if (atomic_load_explicit(&p->status, memory_order_acquire) != P_SYSCALL)
+			continue;
+		/* A new call since our last look: give it a full tick. */
+		uint32_t t = atomic_load_explicit(&p->syscalltick, memory_order_relaxed);
+		if (p->sysmon_syscalltick != t) {
+			p->sysmon_syscalltick = t;
+			p->sysmon_syscallwhen = now;
+			continue;
+		}
+		/* Nothing waits for it and others can take new work: let it be a while. */
+		if (rg_runqempty(p) &&
+		    atomic_load_explicit(&s->nmspinning, memory_order_relaxed) +
+				    atomic_load_explicit(&s->npidle, memory_order_relaxed) >
+			    0 &&
+		    now - p->sysmon_syscallwhen < SYSCALL_RETAKE_NS)
+			continue;
+		uint32_t st = P_SYSCALL;
+		if (!atomic_compare_exchange_strong_explicit(&p->status, &st, P_IDLE,
+							     memory_order_acq_rel,
+							     memory_order_relaxed))
+			continue; /* its M came back first */
+		RG_PROBE(p_handoff, p->id, -1, -1);
+		rg_handoffp(s, p);
+		taken++;
+	}
+	return taken;
+}
+
+/* Completions nobody collected for a while (every M busy): hand them out. */
+static void poll_stale(struct rg_sched *s, int64_t now, int64_t *last_poll)
+{
+	struct rg_poller *pl = atomic_load_explicit(&s->poller, memory_order_acquire);
+	struct rg_g *gs[128];
+
+	if (!pl || atomic_load_explicit(&pl->waiting, memory_order_relaxed) == 0 ||
+	    atomic_load_explicit(&pl->blocked, memory_order_relaxed)) {
+		*last_poll = now;
+		return;
+	}
+	if (now - *last_poll < NETPOLL_STALE_NS)
+		return;
+	*last_poll = now;
+	int n = rg_netpoll(s, 0, gs, 128);
+	for (int i = 0; i < n; i++) {
+		uint32_t st = G_WAITING;
+		if (!atomic_compare_exchange_strong_explicit(&gs[i]->status, &st, G_RUNNABLE,
+							     memory_order_acq_rel,
+							     memory_order_relaxed))
+			rg_fatal("sysmon: goroutine %llu in status %u",
+				 (unsigned long long)gs[i]->goid, st);
+		rg_globrunqput(s, gs[i]);
+	}
+	if (n > 0)
+		rg_wakep(s, true);
+}
+
+/* Is anything waiting for p's M: its queue, the global queue, an expired timer, retirement? */
+static bool work_waits(struct rg_sched *s, struct rg_p *p, int64_t now)
+{
+	if (!rg_runqempty(p) || atomic_load_explicit(&s->runqsize, memory_order_relaxed) > 0)
+		return true;
+	int64_t w = atomic_load_explicit(&p->timer0_when, memory_order_relaxed);
+	if (w && w <= now)
+		return true;
+	return p->id >= atomic_load_explicit(&s->gomaxprocs, memory_order_relaxed);
+}
+
+/*
+ * Go's preemptone: flag p's slice as over and signal its M. Under s->lock,
+ * which m_exit takes to unlink an M before freeing it, and only for an M
+ * still on allm: the signal never reaches a dead or reused thread id.
+ */
+static uint32_t preemptone(struct rg_sched *s, struct rg_p *p, int64_t now)
+{
+	uint32_t refused = 0; /* what the handler said last time (preempt.h) */
+
+	rg_lock(&s->lock);
+	struct rg_m *m = atomic_load_explicit(&p->owner, memory_order_acquire);
+	if (m && atomic_load_explicit(&p->status, memory_order_relaxed) == P_RUNNING) {
+		atomic_store_explicit(&p->preempt, 1, memory_order_relaxed);
+		for (struct rg_m *x = s->allm; x; x = x->alllink) {
+			if (x == m) {
+				refused = atomic_load_explicit(&m->preempt_refused,
+							       memory_order_relaxed);
+				if (atomic_load_explicit(&m->in_g, memory_order_relaxed))
+					rg_preempt_signal(m, now);
+				break;
+			}
+		}
+	}
+	rg_unlock(&s->lock);
+	return refused;
+}
+
+/*
+ * A goroutine stuck in code no signal may stop (a long qsort in libc) keeps
+ * its P, and the goroutines queued there would wait for it. Go's answer for
+ * a system call is to hand the P to another M; here the M still runs the
+ * goroutine on that P, so sysmon lends a P instead, above GOMAXPROCS: a
+ * spinning M takes it and steals the stuck P's queue (and runs its timers).
+ * It retires at its next scheduling point once the stuck slice has ended.
+ */
+static void lend_p(struct rg_sched *s, struct rg_p *stuck)
+{
+	struct rg_p *p = NULL;
+	int32_t id;
+
+	rg_lock(&s->lock);
+	for (id = atomic_load_explicit(&s->gomaxprocs, memory_order_relaxed);
+	     id < RG_MAXPROCS_LIMIT; id++) {
+		if (!s->allp[id] && !(s->allp[id] = rg_palloc(id)))
+			break;
+		if (atomic_load_explicit(&s->allp[id]->status, memory_order_relaxed) == P_DEAD) {
+			p = s->allp[id];
+			break;
+		}
+	}
+	if (!p) {
+		rg_unlock(&s->lock);
+		return;
+	}
+	atomic_store_explicit(&p->lent, true, memory_order_relaxed);
+	atomic_store_explicit(&p->status, P_IDLE, memory_order_relaxed);
+	if (id + 1 > atomic_load_explicit(&s->nallp, memory_order_relaxed))
+		atomic_store_explicit(&s->nallp, id + 1, memory_order_release);
+	rg_unlock(&s->lock);
+	stuck->sysmon_lent = p;
+	rg_preempt_count_lend();
+	RG_PROBE(p_handoff, stuck->id, p->id, -2);
+	atomic_fetch_add_explicit(&s->nmspinning, 1, memory_order_seq_cst);
+	rg_startm(s, p, true);
+}
+
+/* Thread tid's CPU time (Linux's per-thread CPU clock id, as pthread_getcpuclockid), or -1. */
+static int64_t thread_cpu_ns(pid_t tid)
+{
+	struct timespec ts;
+
+	if (!tid || clock_gettime((clockid_t)((~(unsigned)tid << 3) | 6), &ts) != 0)
+		return -1;
+	return ts.tv_sec * 1000000000LL + ts.tv_nsec;
+}
+
+/*
+ * Go's retake for running Ps. A P whose schedtick has not moved for a
+ * whole slice while work waits gets its goroutine preempted; the request
+ * is repeated every retry until the goroutine stops (the handler found it
+ * at an unsafe point). In chaos mode every running goroutine is preempted
+ * at every tick. Returns when sysmon must look again (0: no hurry).
+ *
+ * Unlike Go, a slice is measured in the CPU time of the P's thread (when
+ * sysmon can read it), not in wall time: on a machine where other
+ * processes take turns with our threads, every goroutine still gets the
+ * same CPU per turn, which is what fair shares mean. On an idle machine
+ * the two are the same; two slices of wall time is the limit.
+ */
+static int64_t preempt_long(struct rg_sched *s, int64_t now, bool chaos, uint64_t *rnd)
+{
+	int32_t n = atomic_load_explicit(&s->nallp, memory_order_acquire);
+	int64_t slice = rg_preempt_conf.slice_ns, next = 0;
+	/* A tenth of a slice bounds how late sysmon sees a new slice start. */
+	int64_t retry = slice / 10;
+
+	if (retry < SYSMON_MIN_DELAY_NS)
+		retry = SYSMON_MIN_DELAY_NS;
+	else if (retry > PREEMPT_RETRY_MAX_NS)
+		retry = PREEMPT_RETRY_MAX_NS;
+	for (int32_t i = 0; i < n; i++) {
+		struct rg_p *p = s->allp[i];
+		bool running = atomic_load_explicit(&p->status, memory_order_acquire) == P_RUNNING;
+		uint64_t t = atomic_load_explicit(&p->schedtick, memory_order_relaxed);
+		if (p->sysmon_lent && (!running || t != p->sysmon_schedtick)) {
+			/* Unstuck: the lent P retires at its next scheduling point. */
+			atomic_store_explicit(&p->sysmon_lent->lent, false, memory_order_relaxed);
+			p->sysmon_lent = NULL;
+		}
+		if (!running) {
+			p->sysmon_schedtick = UINT64_MAX; /* running again means a new slice */
+			continue;
+		}
+		if (t != p->sysmon_schedtick || !p->sysmon_schedwhen) {
+			p->sysmon_schedtick = t;
+			p->sysmon_schedwhen = now;
+			p->sysmon_tries = 0;
+			/*
+			 * Up to 1/8 shorter, at random: Ps whose slices ended in lockstep
+			 * would hand the global queue's goroutines out in a fixed
+			 * pattern, so with K a multiple of P a goroutine would stay on
+			 * one P and share its thread's luck with the kernel scheduler
+			 * for good. (Shorter, not longer: a slice is a promise to the
+			 * goroutines that wait.)
+			 */
+			*rnd ^= *rnd << 13, *rnd ^= *rnd >> 7, *rnd ^= *rnd << 17;
+			p->sysmon_slice = slice - (int64_t)(*rnd % (uint64_t)(slice / 8 + 1));
+			p->sysmon_tid = atomic_load_explicit(&p->owner_tid, memory_order_relaxed);
+			p->sysmon_cpu0 = chaos ? -1 : thread_cpu_ns(p->sysmon_tid);
+		}
+		int64_t overrun = 0; /* how far past its deadline the slice is */
+		if (!chaos) {
+			int64_t at, deadline = p->sysmon_schedwhen + p->sysmon_slice;
+			int64_t w = atomic_load_explicit(&p->timer0_when, memory_order_relaxed);
+			if (!work_waits(s, p, now)) {
+				/* A timer here will make work: look when it does. */
+				at = w ? (w > deadline ? w : deadline) : 0;
+				if (at && (!next || at < next))
+					next = at;
+				continue;
+			}
+			int64_t cpu;
+			if (p->sysmon_cpu0 >= 0 &&
+			    atomic_load_explicit(&p->owner_tid, memory_order_relaxed) == p->sysmon_tid &&
+			    (cpu = thread_cpu_ns(p->sysmon_tid)) >= 0) {
+				/* When the CPU time is used up if it keeps the CPU; at the
+				 * latest two slices of wall time, so that a thread the
+				 * kernel starves does not make the others wait for ever. */
+				int64_t by_cpu = now + p->sysmon_slice - (cpu - p->sysmon_cpu0);
+				int64_t by_wall = p->sysmon_schedwhen + 2 * p->sysmon_slice;
+				deadline = by_cpu < by_wall ? by_cpu : by_wall;
+			}
+			if (now < deadline) {
+				/* Contended: wake at the deadline, or sooner to see a new slice start. */
+				at = deadline < now + retry ? deadline : now + retry;
+				if (!next || at < next)
+					next = at;
+				continue;
+			}
+			/*
+			 * Due. Should the goroutine be at an unsafe point (in ringo or
+			 * libc), ask again soon, backing off from 50 us to the retry
+			 * period: a loop around a runtime call is in the program's own
+			 * code only part of the time.
+			 */
+			overrun = now - deadline;
+			int shift = p->sysmon_tries < 5 ? p->sysmon_tries : 5;
+			at = now + (PREEMPT_RETRY_MIN_NS << shift < retry ? PREEMPT_RETRY_MIN_NS << shift
+									  : retry);
+			if (!next || at < next)
+				next = at;
+		}
+		uint32_t refused = preemptone(s, p, now);
+		if (p->sysmon_lent &&
+		    atomic_load_explicit(&p->sysmon_lent->status, memory_order_relaxed) == P_DEAD)
+			p->sysmon_lent = NULL; /* it ran out of work; lend again when work waits */
+		/* Stuck for half a slice more (at least 1 ms), not merely unlucky: a
+		 * goroutine making system calls often is refused now and then. */
+		if (++p->sysmon_tries >= LEND_AFTER_TRIES && !chaos && !p->sysmon_lent &&
+		    overrun >= (p->sysmon_slice / 2 > LEND_MIN_NS ? p->sysmon_slice / 2 : LEND_MIN_NS) &&
+		    refused == PREEMPT_REFUSED_UNSAFE && !atomic_load_explicit(&p->lent, memory_order_relaxed))
+			lend_p(s, p);
+	}
+	return next;
+}
+
+static bool all_idle(struct rg_sched *s)
+{
+	return atomic_load_explicit(&s->npidle, memory_order_relaxed) ==
+	       atomic_load_explicit(&s->gomaxprocs, memory_order_relaxed);
+}
+
+static void *sysmon_main(void *arg)
+{
+	struct rg_sched *s = arg;
+	int64_t delay = SYSMON_MIN_DELAY_NS, last_poll = rg_nanotime(), next_preempt = 0;
+	int idle = 0;
+	uint64_t rnd = (uint64_t)rg_nanotime() | 1;
+
+	/* Wake on time: a preemption is due at a precise instant. */
+	prctl(PR_SET_TIMERSLACK, 1UL, 0, 0, 0);
+	while (!atomic_load_explicit(&s->stopping, memory_order_acquire)) {
+		if (idle == 0)
+			delay = SYSMON_MIN_DELAY_NS;
+		else if (idle > SYSMON_IDLE_TICKS && delay < SYSMON_MAX_DELAY_NS)
+			delay = delay * 2 > SYSMON_MAX_DELAY_NS ? SYSMON_MAX_DELAY_NS : delay * 2;
+		int64_t sleep = delay;
+		int64_t chaos = rg_preempt_chaos();
+		if (chaos) {
+			/* xorshift: a random interval in [chaos/8, chaos]. */
+			rnd ^= rnd << 13, rnd ^= rnd >> 7, rnd ^= rnd << 17;
+			sleep = chaos / 8 + (int64_t)(rnd % (uint64_t)(chaos - chaos / 8 + 1));
+			if (sleep < 5000)
+				sleep = 5000;
+		} else if (next_preempt) {
+			int64_t until = next_preempt - rg_nanotime();
+			if (until < sleep)
+				sleep = until < SYSMON_MIN_DELAY_NS ? SYSMON_MIN_DELAY_NS : until;
+		}
+		if (all_idle(s)) {
+			/* Nothing runs: sleep until a system call (or shutdown) wakes us. */
+			atomic_store_explicit(&s->sysmon_sleeping, 1, memory_order_seq_cst);
+			if (all_idle(s))
+				sleep = DEEP_SLEEP_NS;
+		}
+		sleep = rg_schedstats(s, sleep); /* schedtrace probes, RINGO_DEBUG */
+		rg_futex_wait(&s->sysmon_note, 0, sleep);
+		atomic_store_explicit(&s->sysmon_note, 0, memory_order_relaxed);
+		atomic_store_explicit(&s->sysmon_sleeping, 0, memory_order_relaxed);
+
+		int64_t now = rg_nanotime();
+		poll_stale(s, now, &last_poll);
+		idle = retake(s, now) ? 0 : idle + 1;
+		next_preempt = preempt_long(s, now, chaos != 0, &rnd);
+	}
+	rg_sched_put(s);
+	return NULL;
+}
+
+void rg_sysmon_wake(struct rg_sched *s)
+{
+	atomic_store_explicit(&s->sysmon_note, 1, memory_order_release);
+	rg_futex_wake(&s->sysmon_note, 1);
+}
+
+int rg_sysmon_start(struct rg_sched *s)
+{
+	pthread_attr_t attr;
+	sigset_t all, old;
+	int err;
+
+	/* Signals are for the Ms and the program's own threads, not for sysmon. */
+	sigfillset(&all);
+	pthread_sigmask(SIG_SETMASK, &all, &old);
+	atomic_fetch_add_explicit(&s->refs, 1, memory_order_relaxed);
+	pthread_attr_init(&attr);
+	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+	pthread_attr_setstacksize(&attr, 256 * 1024);
+	err = pthread_create(&s->sysmon, &attr, sysmon_main, s);
+	pthread_attr_destroy(&attr);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	if (err) {
+		atomic_fetch_sub_explicit(&s->refs, 1, memory_order_relaxed);
+		return -err;
+	}
+	pthread_setname_np(s->sysmon, "ringo-sysmon");
+	s->sysmon_started = true;
+	return 0;
+}
