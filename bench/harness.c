@@ -322,6 +322,10 @@ int rb_run_all(const struct rb_benchmark *const *suites, const struct rb_options
 				b.name = name;
 
 				run_n(&b, bm->fn, 1);
+				if (b.skipped) {
+					printf("\n    %s\n--- SKIP: %s\n", b.skipped, name);
+					continue;
+				}
 				launch(&b, bm->fn, opts);
 				printf("%8" PRId64 "\t", b.N);
 				print_ns_per_op((double)b.duration_ns / (double)b.N);

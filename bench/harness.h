@@ -34,6 +34,7 @@ struct rb_b {
 	int parallelism;
 	int64_t previous_n;
 	int64_t previous_duration_ns;
+	const char *skipped; /* rb_skip's reason */
 };
 
 typedef void (*rb_bench_fn)(struct rb_b *b);
@@ -50,6 +51,7 @@ struct rb_benchmark {
 extern const struct rb_benchmark rb_proc_benchmarks[];
 extern const struct rb_benchmark rb_chan_benchmarks[];
 extern const struct rb_benchmark rb_sync_benchmarks[];
+extern const struct rb_benchmark rb_time_benchmarks[];
 
 /* Timer control, as b.ResetTimer, b.StartTimer and b.StopTimer. */
 void rb_reset_timer(struct rb_b *b);
@@ -58,6 +60,12 @@ void rb_stop_timer(struct rb_b *b);
 
 /* rb_fatal - report a failed benchmark and exit (Go's b.Fatalf). */
 void rb_fatal(struct rb_b *b, const char *fmt, ...) __attribute__((noreturn, format(printf, 2, 3)));
+
+/* rb_skip - Go's b.Skip: the benchmark returns at once and prints no result. */
+static inline void rb_skip(struct rb_b *b, const char *reason)
+{
+	b->skipped = reason;
+}
 
 /* rb_now_ns - CLOCK_MONOTONIC in nanoseconds. */
 int64_t rb_now_ns(void);

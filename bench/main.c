@@ -20,6 +20,7 @@ static const struct rb_benchmark *const rb_suites[] = {
 	rb_proc_benchmarks,
 	rb_chan_benchmarks,
 	rb_sync_benchmarks,
+	rb_time_benchmarks,
 	NULL,
 };
 

@@ -6,6 +6,7 @@
  */
 #include "harness.h"
 
+#include <errno.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 
@@ -149,10 +150,97 @@ static void bench_gosched_pingpong(struct rb_b *b)
 	rg_wg_wait(&pingpong.wg);
 }
 
+/*
+ * BenchmarkPingPongHog: at GOMAXPROCS=1 a CPU hog (a loop around a
+ * non-blocking receive, Go's select with a default case) shares the P with
+ * a ping-pong pair; op = one round trip. Without preemption the pair would
+ * never run again once the hog has the P: sysmon preempts the hog after a
+ * time slice, and ends the pair's slice, which its runnext hand-offs share.
+ */
+static struct {
+	rg_chan *stop, *done, *ping, *pong;
+	int64_t n;
+} hog;
+
+static void hog_loop(void *arg)
+{
+	const bool t = true;
+	bool v;
+
+	(void)arg;
+	for (;;) {
+		/* Go's case <-stop fires on the close, so does a closed receive here. */
+		if (rg_chan_tryrecv(hog.stop, &v) != -EAGAIN) {
+			rg_chan_send(hog.done, &t);
+			return;
+		}
+	}
+}
+
+static void hog_pinger(void *arg)
+{
+	const bool t = true;
+	bool v;
+
+	(void)arg;
+	for (int64_t j = 0; j < hog.n; j++) {
+		rg_chan_recv(hog.ping, &v);
+		rg_chan_send(hog.pong, &v);
+	}
+	rg_chan_close(hog.stop);
+	rg_chan_send(hog.done, &t);
+}
+
+static void hog_ponger(void *arg)
+{
+	const bool t = true;
+	bool v;
+
+	(void)arg;
+	for (int64_t i = 0; i < hog.n; i++) {
+		rg_chan_recv(hog.pong, &v);
+		rg_chan_send(hog.ping, &v);
+	}
+	rg_chan_send(hog.done, &t);
+}
+
+static void bench_pingpong_hog(struct rb_b *b)
+{
+	const bool t = true;
+	bool v;
+
+	if (b->N == 0)
+		return;
+	int procs = rg_maxprocs(1);
+	hog.n = b->N;
+	hog.stop = rg_chan_make(sizeof(bool), 0);
+	hog.done = rg_chan_make(sizeof(bool), 0);
+	hog.ping = rg_chan_make(sizeof(bool), 0);
+	hog.pong = rg_chan_make(sizeof(bool), 0);
+	if (!hog.stop || !hog.done || !hog.ping || !hog.pong)
+		rb_fatal(b, "rg_chan_make failed");
+	rb_go(hog_loop, NULL);
+	rb_go(hog_pinger, NULL);
+	rb_go(hog_ponger, NULL);
+	rb_reset_timer(b);
+	rg_chan_send(hog.ping, &t); /* start the ping-pong */
+	rg_chan_recv(hog.stop, &v);
+	rb_stop_timer(b);
+	rg_chan_recv(hog.ping, &v); /* let the last ponger exit */
+	for (int i = 0; i < 3; i++)
+		rg_chan_recv(hog.done, &v);
+	rg_chan_free(hog.stop);
+	rg_chan_free(hog.done);
+	rg_chan_free(hog.ping);
+	rg_chan_free(hog.pong);
+	rg_maxprocs(procs);
+}
+
 const struct rb_benchmark rb_proc_benchmarks[] = {
 	{"BenchmarkCreateGoroutines", bench_create_goroutines},
 	{"BenchmarkCreateGoroutinesParallel", bench_create_goroutines_parallel},
 	{"BenchmarkCreateGoroutinesSingle", bench_create_goroutines_single},
 	{"BenchmarkGoschedPingPong", bench_gosched_pingpong},
+	{"BenchmarkPingPongHog", bench_pingpong_hog},
 	{NULL, NULL},
 };

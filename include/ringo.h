@@ -23,6 +23,9 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/socket.h>
+#include <sys/types.h>
+#include <sys/uio.h>
 
 #ifdef __cplusplus
 extern "C" {
@@ -281,7 +284,8 @@ bool rg_atomic_value_cas(rg_atomic_value *av, void *old, void *new_v);
 
 /*
  * rg_errgroup - run goroutines that may fail and wait for all of them; the
- * first error wins (golang.org/x/sync/errgroup). Zero value: no limit.
+ * first error wins (golang.org/x/sync/errgroup). Zero value: no limit, no
+ * context.
  */
 typedef struct rg_errgroup {
 	rg_wg wg;
@@ -290,6 +294,7 @@ typedef struct rg_errgroup {
 	int32_t limit;	/* 0: unlimited */
 	rg_sem sem;	/* active goroutines when limited */
 	uint32_t canceled;
+	struct rg_ctx *ctx; /* rg_errgroup_with_ctx's, until wait returns */
 } rg_errgroup;
 
 /*
@@ -306,6 +311,17 @@ int rg_errgroup_set_limit(rg_errgroup *g, int n);
 int rg_errgroup_wait(rg_errgroup *g);
 /* rg_errgroup_canceled - true once a goroutine of g failed: the others should stop. */
 bool rg_errgroup_canceled(rg_errgroup *g);
+/*
+ * rg_errgroup_with_ctx - Go's errgroup.WithContext for a group that has no
+ * goroutines yet: a new child of parent (see rg_ctx below), cancelled with
+ * -ECANCELED when a goroutine of g first fails, when rg_errgroup_wait
+ * returns, or when parent is. The caller owns it and rg_ctx_free's it,
+ * normally after rg_errgroup_wait (freeing it earlier cancels it); the group
+ * holds its own reference until rg_errgroup_wait returns, so its goroutines
+ * may use it until then. NULL with errno EINVAL, EBUSY (g has a context
+ * whose wait has not returned yet) or ENOMEM.
+ */
+struct rg_ctx *rg_errgroup_with_ctx(rg_errgroup *g, struct rg_ctx *parent);
 
 /* ---------------------------------------------------------------------------
  * Bug detectors: leak check (deadlock detection and SIGQUIT dumps are automatic)
@@ -482,6 +498,293 @@ void rg_ticker_free(rg_ticker *t);
  * also cancels the timer if it has not fired. NULL with errno ENOMEM.
  */
 rg_chan *rg_after(int64_t ns);
+
+/* ---------------------------------------------------------------------------
+ * Context (Go's context package)
+ * ------------------------------------------------------------------------- */
+
+/*
+ * rg_ctx - a cancellation scope with an optional deadline and values. A
+ * context is cancelled explicitly, when its deadline passes, or when its
+ * parent is; cancellation reaches every descendant (with the error the
+ * ancestor got) and every blocking call waiting under one of them (I/O in
+ * flight is cancelled in the kernel).
+ *
+ * Ownership: each rg_ctx_with_* result belongs to the caller, who must
+ * rg_ctx_free it (Go's `defer cancel()`); that cancels it and its children
+ * and drops the caller's reference. Children keep their parent alive, so the
+ * frees may come in any order. Safe from any goroutine or thread. A context
+ * must not be used after its owner freed it: a goroutine that may outlive
+ * the owner's free should be handed a child of its own (made by the owner
+ * with rg_ctx_with_cancel, freed by the goroutine), which keeps the chain
+ * above it alive and is cancelled with it.
+ *
+ * Deadlines are enforced by a timer of the rg_run that made the context.
+ * rg_ctx_err, rg_ctx_done and the creation of children also compare the
+ * deadline with rg_now(), so a context made outside rg_run (or used after
+ * its rg_run returned) is cancelled with -ETIMEDOUT as soon as one of them
+ * is called after the deadline; without a timer, though, nothing closes the
+ * done channel by itself. A deadline context keeps its rg_run's scheduler
+ * memory until it is freed.
+ */
+typedef struct rg_ctx rg_ctx;
+
+/* rg_ctx_background - the root: never cancelled, no deadline, no values; free is a no-op. */
+rg_ctx *rg_ctx_background(void);
+/*
+ * rg_ctx_with_cancel - a child cancelled by rg_ctx_cancel (or by its parent);
+ * already cancelled, with the parent's error, if the parent is. NULL with
+ * errno EINVAL (NULL parent) or ENOMEM.
+ */
+rg_ctx *rg_ctx_with_cancel(rg_ctx *parent);
+/*
+ * rg_ctx_with_deadline - a child cancelled with -ETIMEDOUT at deadline
+ * (rg_now() clock; never earlier). Its deadline is the sooner of its own and
+ * its parent's (a later one than the parent's makes it a plain
+ * rg_ctx_with_cancel child). Already cancelled with -ETIMEDOUT when the
+ * deadline has passed. NULL with errno EINVAL or ENOMEM.
+ */
+rg_ctx *rg_ctx_with_deadline(rg_ctx *parent, int64_t deadline);
+/* rg_ctx_with_timeout - rg_ctx_with_deadline(parent, rg_now() + ns); ns <= 0 has passed. */
+rg_ctx *rg_ctx_with_timeout(rg_ctx *parent, int64_t ns);
+/*
+ * rg_ctx_with_value - a child carrying key -> value (compared by pointer);
+ * not cancellable itself: its done channel, error and deadline are its
+ * parent's. NULL with errno EINVAL (NULL parent or key) or ENOMEM.
+ */
+rg_ctx *rg_ctx_with_value(rg_ctx *parent, const void *key, void *value);
+/*
+ * rg_ctx_cancel - cancel ctx and its descendants with -ECANCELED (later calls
+ * do nothing; so does a background or value context, or NULL).
+ */
+void rg_ctx_cancel(rg_ctx *ctx);
+/*
+ * rg_ctx_free - drop the caller's reference, cancelling ctx first (for a
+ * value context, only drop: it cannot be cancelled). NULL and background:
+ * no-op.
+ */
+void rg_ctx_free(rg_ctx *ctx);
+/*
+ * rg_ctx_done - a channel closed when ctx is cancelled, for rg_select (the
+ * same one on every call; it belongs to the context: never rg_chan_free it);
+ * NULL (a nil channel: never ready) for a context that can never be
+ * cancelled (background, values over it, or NULL).
+ */
+rg_chan *rg_ctx_done(rg_ctx *ctx);
+/* rg_ctx_err - 0 while live; -ECANCELED after cancel; -ETIMEDOUT after the deadline. */
+int rg_ctx_err(rg_ctx *ctx);
+/* rg_ctx_deadline - true and *deadline set if ctx (or an ancestor) has a deadline. */
+bool rg_ctx_deadline(rg_ctx *ctx, int64_t *deadline);
+/* rg_ctx_value - the value of the nearest ancestor-or-self with key, or NULL. */
+void *rg_ctx_value(rg_ctx *ctx, const void *key);
+
+/* ---------------------------------------------------------------------------
+ * Goroutine-blocking I/O (io_uring; epoll where io_uring is unavailable)
+ *
+ * Each call parks only the calling goroutine and returns what the system
+ * call would, with -errno for failure (never EINTR, never EAGAIN for a
+ * blocking descriptor's "would block": the goroutine waits instead). Outside
+ * a goroutine they perform the plain system call. File descriptors may be
+ * blocking or not. Each has an _ctx form: when ctx is cancelled first the
+ * operation is cancelled in the kernel and the call returns rg_ctx_err(ctx)
+ * (-ECANCELED or -ETIMEDOUT); when the operation completed first its result
+ * is returned, so no data is lost to the race.
+ *
+ * ringo ignores SIGPIPE if its disposition is the default (as Go does): a
+ * write to a reset connection returns -EPIPE instead of killing the process.
+ *
+ * Environment: RINGO_POLLER=epoll forces the epoll poller.
+ * ------------------------------------------------------------------------- */
+
+ssize_t rg_read(int fd, void *buf, size_t n);
+ssize_t rg_write(int fd, const void *buf, size_t n);
+ssize_t rg_readv(int fd, const struct iovec *iov, int iovcnt);
+ssize_t rg_writev(int fd, const struct iovec *iov, int iovcnt);
+ssize_t rg_pread(int fd, void *buf, size_t n, off_t offset);
+ssize_t rg_pwrite(int fd, const void *buf, size_t n, off_t offset);
+ssize_t rg_recv(int fd, void *buf, size_t n, int flags);
+ssize_t rg_send(int fd, const void *buf, size_t n, int flags);
+ssize_t rg_recvmsg(int fd, struct msghdr *msg, int flags);
+ssize_t rg_sendmsg(int fd, const struct msghdr *msg, int flags);
+/* rg_accept - the new connection's fd (close-on-exec) or -errno. */
+int rg_accept(int fd, struct sockaddr *addr, socklen_t *addrlen);
+int rg_connect(int fd, const struct sockaddr *addr, socklen_t addrlen);
+int rg_openat(int dirfd, const char *path, int flags, mode_t mode);
+int rg_close(int fd);
+int rg_fsync(int fd);
+/* rg_poll_fd - wait until fd has one of events (POLLIN, POLLOUT...); returns the revents. */
+int rg_poll_fd(int fd, short events);
+
+ssize_t rg_read_ctx(rg_ctx *ctx, int fd, void *buf, size_t n);
+ssize_t rg_write_ctx(rg_ctx *ctx, int fd, const void *buf, size_t n);
+ssize_t rg_readv_ctx(rg_ctx *ctx, int fd, const struct iovec *iov, int iovcnt);
+ssize_t rg_writev_ctx(rg_ctx *ctx, int fd, const struct iovec *iov, int iovcnt);
+ssize_t rg_pread_ctx(rg_ctx *ctx, int fd, void *buf, size_t n, off_t offset);
+ssize_t rg_pwrite_ctx(rg_ctx *ctx, int fd, const void *buf, size_t n, off_t offset);
+ssize_t rg_recv_ctx(rg_ctx *ctx, int fd, void *buf, size_t n, int flags);
+ssize_t rg_send_ctx(rg_ctx *ctx, int fd, const void *buf, size_t n, int flags);
+ssize_t rg_recvmsg_ctx(rg_ctx *ctx, int fd, struct msghdr *msg, int flags);
+ssize_t rg_sendmsg_ctx(rg_ctx *ctx, int fd, const struct msghdr *msg, int flags);
+int rg_accept_ctx(rg_ctx *ctx, int fd, struct sockaddr *addr, socklen_t *addrlen);
+int rg_connect_ctx(rg_ctx *ctx, int fd, const struct sockaddr *addr, socklen_t addrlen);
+int rg_openat_ctx(rg_ctx *ctx, int dirfd, const char *path, int flags, mode_t mode);
+int rg_fsync_ctx(rg_ctx *ctx, int fd);
+int rg_poll_fd_ctx(rg_ctx *ctx, int fd, short events);
+
+/*
+ * rg_listen_tcp - a listening TCP socket on "host:port" ("127.0.0.1:8080",
+ * "[::1]:0", ":8080" for every address; port 0 picks a free one), with
+ * SO_REUSEADDR, non-blocking and close-on-exec. The fd or -errno.
+ */
+int rg_listen_tcp(const char *host_port, int backlog);
+/* rg_dial_tcp - a connected TCP socket to a numeric "host:port" (TCP_NODELAY set); fd or -errno. */
+int rg_dial_tcp(const char *host_port);
+int rg_dial_tcp_ctx(rg_ctx *ctx, const char *host_port);
+/* rg_local_port - the local port of a bound socket, or -errno (for listeners on port 0). */
+int rg_local_port(int fd);
+
+/* rg_poller_name - "io_uring" or "epoll": the poller this process uses. */
+const char *rg_poller_name(void);
+
+/* ---------------------------------------------------------------------------
+ * Signals (Go's os/signal)
+ *
+ * A notified signal is caught by a small handler on whichever thread the
+ * kernel picks (ringo's or the program's own: no signal mask needs to
+ * change) and sent as an int, the signal number, to every channel
+ * registered for it, by a goroutine that waits in the poller. The send
+ * never blocks: a full channel drops the signal, as in Go, so give the
+ * channel a buffer (1 is enough for one kind of signal). Like the kernel,
+ * ringo coalesces signals of one number that arrive before the first was
+ * sent. Graceful shutdown is a select:
+ *
+ *	rg_chan *sigc = rg_chan_make(sizeof(int), 1);
+ *	int sig, sigs[] = { SIGINT, SIGTERM };
+ *	rg_signal_notify(sigc, sigs, 2);
+ *	rg_case cs[] = { RG_RECV(sigc, &sig), RG_RECV(jobs, &job) };
+ *	while (rg_select(cs, 2, false) == 1)
+ *		handle(job);
+ *	drain_and_exit();
+ *
+ * As in Go, SIGQUIT may be notified (the channel gets it instead of the
+ * goroutine dump); so may SIGURG (preemption keeps working, and the channel
+ * also gets the preemption signals); and a SIGILL, SIGFPE, SIGTRAP or
+ * SIGSYS the kernel raises for a fault still kills the program: only a
+ * sent one is delivered.
+ *
+ * The delivery goroutine (one per rg_run, started by its first
+ * rg_signal_notify; Go's os/signal.loop) is counted by rg_num_goroutines
+ * and shown in dumps, but rg_leakcheck skips it, as goleak skips Go's. And
+ * as in Go, whose signal loop keeps a thread blocked, the deadlock detector
+ * stays silent in that rg_run from the first rg_signal_notify on, even
+ * after rg_signal_stop: a signal may always come.
+ *
+ * Registrations belong to the rg_run that made them: when its main
+ * goroutine returns, every channel is stopped and every signal has its
+ * original disposition back. A registered channel must not be freed: stop
+ * it first.
+ * ------------------------------------------------------------------------- */
+
+/*
+ * rg_signal_notify - send each of the n signals in sigs to c, a channel of
+ * ints; n == 0 means every signal that may be notified except SIGPROF
+ * (Go's Notify(c)). Calling it again for the same channel adds signals;
+ * every channel registered for a signal gets it. The first registration of
+ * a signal saves its disposition and installs ringo's handler (a signal the
+ * program ignored is caught from then on, as in Go).
+ *
+ * Returns 0, or with nothing changed: -EINVAL for a NULL c, elements that
+ * are not int-sized, NULL sigs with n > 0, or a signal that cannot be
+ * notified (outside 1..64, SIGKILL, SIGSTOP, glibc's internal 32 and 33,
+ * and SIGSEGV and SIGBUS, which report stack overflows); -EPERM outside
+ * rg_run or after its main goroutine returned, or when the first call of
+ * an rg_run is not made by a goroutine; -ENOMEM, -EMFILE or -ENFILE.
+ */
+int rg_signal_notify(rg_chan *c, const int *sigs, size_t n);
+
+/*
+ * rg_signal_stop - stop sending signals to c (Go's signal.Stop). A signal
+ * no channel wants any more gets its original disposition back: the default
+ * action, ignored, the program's handler, or for SIGQUIT ringo's dump. When
+ * it returns, c gets no more signals and has been sent every signal caught
+ * before: a signal is sent or meets its restored disposition, never lost.
+ * NULL or a channel that is not registered: nothing. Callable from any thread.
+ */
+void rg_signal_stop(rg_chan *c);
+
+/* ---------------------------------------------------------------------------
+ * Blocking system calls that cannot go through the poller
+ * ------------------------------------------------------------------------- */
+
+/*
+ * rg_syscall_enter / rg_syscall_exit - bracket a call that may block the
+ * thread (Go's entersyscall / exitsyscall). Meanwhile the goroutine's P may
+ * be handed to another thread so other goroutines keep running; exit takes
+ * a P back, parking the goroutine if none is free. Errno is preserved.
+ * Outside a goroutine both do nothing.
+ */
+void rg_syscall_enter(void);
+void rg_syscall_exit(void);
+
+/* ---------------------------------------------------------------------------
+ * Preemption and thread locking
+ *
+ * As in Go 1.14+, a goroutine that runs for a whole time slice (10 ms,
+ * RINGO_TIMESLICE=500us etc., at least 50 us) while other goroutines wait
+ * is preempted, even in a loop without calls: sysmon sends its thread a
+ * SIGURG and the goroutine yields to the global queue, to resume later,
+ * perhaps on another thread. It is stopped only in the program's own code
+ * (never inside ringo, libc or any other shared library, nor in a function
+ * marked RG_NOPREEMPT), with its registers, vector state and errno intact;
+ * elsewhere the request waits for the next safe point. RINGO_ASYNCPREEMPT=0
+ * turns the signals off (the scheduler still honours requests at its own
+ * safe points); under ThreadSanitizer they are always off.
+ *
+ * What this means for C code:
+ *  - __thread variables belong to the thread, and a compiler may keep a
+ *    thread-local address in a register across a loop; after a preemption
+ *    that moved the goroutine, it names the old thread's variable. Wrap such
+ *    loops in rg_lock_thread / rg_unlock_thread (or set RINGO_PREEMPT_PIN=1
+ *    for the whole program: preempted goroutines then resume on their own
+ *    thread, at the price of a thread hand-off per preemption).
+ *  - A pthread mutex (or spinlock) held across preemptible code can stall
+ *    another goroutine's thread in the kernel while the holder waits in a
+ *    run queue: use rg_mutex, or disable preemption around the section.
+ *  - Program code that a library calls back while holding its own lock (a
+ *    comparator under a library's mutex, a dl_iterate_phdr callback) must
+ *    disable preemption; ringo notices such frames only where they keep
+ *    frame pointers.
+ *  - A SIGURG handler the program installed before rg_run keeps running,
+ *    and sees ringo's SIGURGs too (treat SIGURG as a hint, as Go's
+ *    signal.Notify users do). One installed later replaces ringo's.
+ * ------------------------------------------------------------------------- */
+
+/*
+ * rg_preempt_disable / rg_preempt_enable - keep the calling goroutine from
+ * being preempted asynchronously in between. They nest; the last enable
+ * yields at once if a preemption was requested meanwhile. Per goroutine,
+ * cheap (a call and an increment); no-ops outside goroutines. An enable
+ * without a disable is a fatal error.
+ */
+void rg_preempt_disable(void);
+void rg_preempt_enable(void);
+
+/*
+ * rg_lock_thread / rg_unlock_thread - Go's LockOSThread / UnlockOSThread:
+ * the calling goroutine runs only on its current thread, and that thread
+ * runs no other goroutine, until as many unlocks as locks. When it blocks,
+ * the thread hands its P to another thread and sleeps; a goroutine that
+ * exits locked takes its thread with it. Unlock without lock does nothing.
+ */
+void rg_lock_thread(void);
+void rg_unlock_thread(void);
+
+/*
+ * RG_NOPREEMPT - mark a function of the program that must never be stopped
+ * in the middle (it takes a lock the next goroutine on the thread would
+ * take, say). Calls it makes are not covered: disable preemption there.
+ */
+#define RG_NOPREEMPT __attribute__((section("rg_nopreempt"), noinline))
 
 #pragma GCC visibility pop
 

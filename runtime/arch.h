@@ -34,6 +34,34 @@ uintptr_t rg_arch_saved_fp(void *saved_sp);
 /* The return address a switched-out context will resume at. */
 uintptr_t rg_arch_saved_pc(void *saved_sp);
 
+/*
+ * Asynchronous preemption (runtime/preempt.c). The signal handler never
+ * switches: it makes the interrupted goroutine "call" a trampoline that
+ * saves every register (general, flags, the whole vector state), calls
+ * rg_preempt_async(resume_pc, saved) - an ordinary switch to the scheduler -
+ * and restores everything when the goroutine runs again. saved is the
+ * saved general registers, for rg_arch_preempt_relocate.
+ *
+ * rg_arch_preempt_init probes the CPU and returns the stack bytes the
+ * trampoline and its callees need below the interrupted stack pointer, or
+ * -errno when the arch cannot preempt here (e.g. a shadow stack is active).
+ * The uc_* accessors read a signal's ucontext; inject edits it so that the
+ * return from the handler enters the trampoline (only from a handler, and
+ * only when the stack has the room init reported).
+ */
+long rg_arch_preempt_init(void);
+uintptr_t rg_arch_uc_pc(const void *uc);
+uintptr_t rg_arch_uc_sp(const void *uc);
+uintptr_t rg_arch_uc_fp(const void *uc);
+void rg_arch_preempt_inject(void *uc);
+
+/* In the trampoline's saved general registers, move values in [from, from+len) to to. */
+void rg_arch_preempt_relocate(void *saved, uintptr_t from, uintptr_t to, size_t len);
+
+/* The trampoline and the other assembly entry points (runtime text, never preempted). */
+void rg_arch_preempt_trampoline(void);
+void rg_arch_gstart(void);
+
 /* Spin-wait hint (PAUSE on x86). */
 static inline void rg_arch_relax(void)
 {

@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "fatal.h"
+#include "preempt.h"
 #include "probes.h"
 
 #define MAX_ELEM_SIZE (1u << 16)
@@ -242,7 +243,11 @@ int rg_chan_send(rg_chan *c, const void *elem)
 
 int rg_chan_trysend(rg_chan *c, const void *elem)
 {
-	return chansend(c, elem, false);
+	int r = chansend(c, elem, false);
+
+	if (r == -EAGAIN)
+		rg_preempt_poll(); /* a polling loop: a safe point (preempt.h) */
+	return r;
 }
 
 /* ---- receive ---- */
@@ -319,7 +324,11 @@ int rg_chan_recv(rg_chan *c, void *out)
 
 int rg_chan_tryrecv(rg_chan *c, void *out)
 {
-	return chanrecv(c, out, false);
+	int r = chanrecv(c, out, false);
+
+	if (r == -EAGAIN)
+		rg_preempt_poll(); /* a polling loop: a safe point (preempt.h) */
+	return r;
 }
 
 /* ---- close ---- */

@@ -2,14 +2,15 @@
 /*
  * rg_errgroup: golang.org/x/sync/errgroup. A WaitGroup for the goroutines, a
  * Once for the first error, and (with a limit) a semaphore for the slots.
- * Cancellation is a flag the goroutines can poll; the context issue ties it
- * to rg_ctx.
+ * Cancellation is a flag the goroutines can poll and, with
+ * rg_errgroup_with_ctx, a context (errgroup.WithContext).
  */
 #include <errno.h>
 #include <stdlib.h>
 
 #include "ringo.h"
 
+#include "context.h"
 #include "lock.h"
 
 struct errgroup_task {
@@ -29,6 +30,8 @@ static void set_error(void *arg)
 
 	fe->g->err = fe->err;
 	__atomic_store_n(&fe->g->canceled, 1, __ATOMIC_RELEASE);
+	if (fe->g->ctx)
+		rg_ctx_cancel(fe->g->ctx);
 }
 
 static void errgroup_run(void *arg)
@@ -106,7 +109,34 @@ int rg_errgroup_set_limit(rg_errgroup *g, int n)
 int rg_errgroup_wait(rg_errgroup *g)
 {
 	rg_wg_wait(&g->wg);
+	/* As Go's Wait: cancel the context. Then drop the group's reference;
+	 * the caller's keeps it alive until rg_ctx_free. */
+	rg_ctx *ctx = g->ctx;
+	if (ctx) {
+		g->ctx = NULL;
+		rg_ctx_free(ctx);
+	}
 	return g->err;
+}
+
+rg_ctx *rg_errgroup_with_ctx(rg_errgroup *g, rg_ctx *parent)
+{
+	if (!g || !parent) {
+		errno = EINVAL;
+		return NULL;
+	}
+	if (g->ctx) {
+		errno = EBUSY;
+		return NULL;
+	}
+	rg_ctx *ctx = rg_ctx_with_cancel(parent);
+	if (!ctx)
+		return NULL;
+	/* Two references: the caller's, and the group's until Wait returns, so
+	 * the goroutines may use ctx even if the caller frees it early. */
+	rg_ctx_ref(ctx);
+	g->ctx = ctx;
+	return ctx;
 }
 
 bool rg_errgroup_canceled(rg_errgroup *g)

@@ -62,6 +62,7 @@ static const char *const wait_reasons[WAIT_REASON_COUNT] = {
 	[WAIT_CHAN_RECV_NIL] = "chan receive (nil chan)",
 	[WAIT_SELECT] = "select",
 	[WAIT_SELECT_NO_CASES] = "select (no cases)",
+	[WAIT_IO] = "IO wait",
 };
 
 const char *rg_wait_reason_string(enum rg_wait_reason r)

@@ -39,7 +39,8 @@ static long scan(struct rg_sched *s, struct rg_g *self, const struct rg_leakchec
 	for (size_t i = 0; i < s->nallg; i++) {
 		struct rg_g *g = s->allg[i];
 		uint32_t st = atomic_load_explicit(&g->status, memory_order_acquire);
-		if (g == self || st == G_DEAD || st == G_IDLE || ignored(o, g))
+		/* System goroutines (signal delivery) are the runtime's, as goleak ignores Go's. */
+		if (g == self || st == G_DEAD || st == G_IDLE || g->system || ignored(o, g))
 			continue;
 		if (out && *out)
 			(*out)[n] = g;

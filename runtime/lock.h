@@ -19,6 +19,15 @@ struct rg_lock {
 void rg_lock(struct rg_lock *l);
 void rg_unlock(struct rg_lock *l);
 
+/* Take l only if it is free; true when taken. */
+static inline bool rg_trylock(struct rg_lock *l)
+{
+	uint32_t zero = 0;
+
+	return atomic_compare_exchange_strong_explicit(&l->key, &zero, 1, memory_order_acquire,
+						       memory_order_relaxed);
+}
+
 /*
  * A one-shot wake-up for one sleeping thread (Go's note). note_wakeup before
  * note_sleep makes the sleep return at once; note_clear rearms it.

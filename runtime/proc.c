@@ -10,6 +10,8 @@
 
 #include "arch.h"
 #include "fatal.h"
+#include "poller.h"
+#include "preempt.h"
 #include "probes.h"
 #include "runq.h"
 #include "runtime.h"
@@ -164,6 +166,11 @@ static void gswitch_to_g0(struct rg_m *m, struct rg_g *g)
 	errno = g->saved_errno;
 }
 
+void rg_gswitch(struct rg_m *m, struct rg_g *g)
+{
+	gswitch_to_g0(m, g);
+}
+
 __attribute__((noreturn)) static void goexit(struct rg_g *g)
 {
 	struct rg_m *m = rg_getm();
@@ -194,7 +201,12 @@ static void ginit(struct rg_sched *s, struct rg_p *p, struct rg_g *g, void (*fn)
 	g->saved_errno = 0;
 	g->wait_reason = WAIT_NONE;
 	g->wait_obj = NULL;
+	g->system = false;
 	g->asan_fake_stack = NULL;
+	atomic_store_explicit(&g->preempt_off, 0, memory_order_relaxed);
+	g->lockedm = NULL;
+	g->lock_count = 0;
+	g->pinned = false;
 	g->tsan_fiber = rg_tsan_create_fiber();
 	g->sp = rg_arch_stack_init((void *)g->stack.top, gstart, g);
 	atomic_store_explicit(&g->status, G_RUNNABLE, memory_order_relaxed);
@@ -222,6 +234,10 @@ int rg_go(void (*fn)(void *), void *arg)
 	RG_PROBE(g_create, g->goid, parent, (uintptr_t)fn);
 	rg_runqput(p, g, true);
 	rg_wakep(s, false);
+	/* A synchronous safe point for a spawning loop, but only when a
+	 * program calls (the runtime may call with its own locks held). */
+	if (m->curg && atomic_load_explicit(&p->preempt, memory_order_relaxed))
+		rg_preempt_point((uintptr_t)__builtin_return_address(0));
 	return 0;
 }
 
@@ -288,6 +304,70 @@ void rg_yield(void)
 	RG_PROBE(g_yield, g->goid);
 	m->op = SWITCH_YIELD;
 	gswitch_to_g0(m, g);
+}
+
+/* ---- system calls (Go's entersyscall / exitsyscall) ---- */
+
+void rg_syscall_enter(void)
+{
+	struct rg_m *m = rg_getm();
+	struct rg_g *g = m ? m->curg : NULL;
+
+	if (!g)
+		return;
+	int saved = errno;
+	struct rg_sched *s = m->sched;
+	struct rg_p *p = m->p;
+
+	RG_PROBE(syscall_enter, g->goid, m->id);
+	/* A thread in a system call may wake anyone: not a deadlock. */
+	atomic_fetch_add_explicit(&s->pending_wakeups, 1, memory_order_relaxed);
+	atomic_store_explicit(&g->status, G_SYSCALL, memory_order_relaxed);
+	RG_COUNTER_ADD(p->syscalltick, 1);
+	m->oldp = p;
+	m->p = NULL;
+	p->m = NULL;
+	/* From here sysmon may retake p: release publishes the detach. */
+	atomic_store_explicit(&p->status, P_SYSCALL, memory_order_release);
+	if (atomic_load_explicit(&s->sysmon_sleeping, memory_order_relaxed))
+		rg_sysmon_wake(s);
+	errno = saved;
+}
+
+void rg_syscall_exit(void)
+{
+	struct rg_m *m = rg_getm();
+	struct rg_g *g = m ? m->curg : NULL;
+
+	if (!g || atomic_load_explicit(&g->status, memory_order_relaxed) != G_SYSCALL)
+		return;
+	int saved = errno;
+	struct rg_sched *s = m->sched;
+	struct rg_p *p = m->oldp;
+	uint32_t st = P_SYSCALL;
+
+	m->oldp = NULL;
+	/* Fast path: nobody retook our P (Go's exitsyscallfast). */
+	if (!atomic_compare_exchange_strong_explicit(&p->status, &st, P_IDLE, memory_order_acquire,
+						     memory_order_relaxed)) {
+		/* Retaken: any idle P will do. */
+		rg_lock(&s->lock);
+		p = rg_pidleget(s);
+		rg_unlock(&s->lock);
+	}
+	if (p) {
+		rg_acquirep(m, p);
+		atomic_store_explicit(&g->status, G_RUNNING, memory_order_relaxed);
+		atomic_fetch_sub_explicit(&s->pending_wakeups, 1, memory_order_relaxed);
+		RG_PROBE(syscall_exit, g->goid, m->id);
+		errno = saved;
+		return;
+	}
+	/* No P: queue the goroutine globally and let this M go idle (Go's exitsyscall0). */
+	RG_PROBE(syscall_exit, g->goid, m->id);
+	m->op = SWITCH_SYSCALL_EXIT;
+	gswitch_to_g0(m, g);
+	errno = saved;
 }
 
 void rg_goyield(void)
@@ -373,9 +453,16 @@ static struct rg_p *palloc(int id)
 	return p;
 }
 
+struct rg_p *rg_palloc(int id)
+{
+	return palloc(id);
+}
+
 /* Grow or shrink the P set of a running scheduler (the stop-the-world-free variant). */
 static int procresize(struct rg_sched *s, int n)
 {
+	bool moved = false;
+
 	rg_lock(&s->lock);
 	int old = atomic_load_explicit(&s->gomaxprocs, memory_order_relaxed);
 	for (int i = old; i < n; i++) {
@@ -395,7 +482,7 @@ static int procresize(struct rg_sched *s, int n)
 			if (p->id >= n) {
 				*pp = p->link;
 				p->link = NULL;
-				atomic_store_explicit(&p->status, P_DEAD, memory_order_relaxed);
+				moved |= rg_pdead(s, p);
 				atomic_fetch_sub_explicit(&s->npidle, 1, memory_order_seq_cst);
 			} else {
 				pp = &p->link;
@@ -419,6 +506,8 @@ static int procresize(struct rg_sched *s, int n)
 	}
 	atomic_store_explicit(&s->gomaxprocs, n, memory_order_release);
 	rg_unlock(&s->lock);
+	if (moved)
+		rg_timer_kick(s); /* timers of dead Ps moved to P0 */
 	rg_wakep(s, true);
 	return 0;
 }
@@ -469,6 +558,7 @@ int rg_maxprocs(int n)
 
 static void sched_free(struct rg_sched *s)
 {
+	rg_poller_destroy(s); /* first: abandoned I/O may still target stacks */
 	rg_stack_pool_destroy(&s->stacks);
 	for (int i = 0; i < RG_MAXPROCS_LIMIT; i++) {
 		if (s->allp[i])
@@ -494,7 +584,7 @@ void rg_main_exited(struct rg_sched *s)
 	rg_note_wakeup(&s->main_done);
 }
 
-int rg_run(void (*main_fn)(void *), void *arg)
+static int run(void (*main_fn)(void *), void *arg)
 {
 	static _Atomic bool active;
 	bool no = false;
@@ -513,8 +603,11 @@ int rg_run(void (*main_fn)(void *), void *arg)
 		return -ENOMEM;
 	}
 	rg_fatal_install_handlers();
+	rg_preempt_init(s);
 	rg_stack_pool_init(&s->stacks);
 	s->start_ns = rg_nanotime();
+	const char *mt = getenv("RINGO_MAXTHREADS");
+	s->maxmcount = mt && atoi(mt) > 0 ? atoi(mt) : 10000;
 	const char *dl = getenv("RINGO_DEADLOCK");
 	s->deadlock_check = !(dl && strcmp(dl, "0") == 0);
 	atomic_store_explicit(&s->refs, 1, memory_order_relaxed);
@@ -551,10 +644,14 @@ int rg_run(void (*main_fn)(void *), void *arg)
 		atomic_store_explicit(&current_sched, NULL, memory_order_release);
 		goto fail;
 	}
+	/* Without sysmon a long system call keeps its P: degraded, not broken. */
+	rg_sysmon_start(s);
 
 	/* The calling thread only waits: goroutines run on Ms, so rg_run can
 	 * return even while abandoned goroutines keep their threads busy. */
 	rg_note_sleep(&s->main_done);
+	/* Signal registrations belong to this run: channels may be freed from now on. */
+	rg_signal_run_end(s);
 
 	/*
 	 * Wait until every M has exited or is running an abandoned goroutine.
@@ -580,6 +677,16 @@ int rg_run(void (*main_fn)(void *), void *arg)
 fail:
 	sched_free(s);
 	atomic_store(&active, false);
+	return err;
+}
+
+int rg_run(void (*main_fn)(void *), void *arg)
+{
+	/* Setting up reads files that may be missing (cgroup limits): not the caller's errno. */
+	int saved = errno;
+	int err = run(main_fn, arg);
+
+	errno = saved;
 	return err;
 }
 

@@ -28,6 +28,7 @@ struct rg_p;
 struct rg_sched;
 struct rg_sudog;
 struct rg_rtimer;
+struct rg_poller;
 
 /* Goroutine states (Go's _G* values, the ones ringo uses). */
 enum rg_gstatus {
@@ -56,6 +57,7 @@ enum rg_wait_reason {
 	WAIT_CHAN_RECV_NIL,
 	WAIT_SELECT,
 	WAIT_SELECT_NO_CASES,
+	WAIT_IO,
 	WAIT_REASON_COUNT,
 };
 
@@ -68,6 +70,8 @@ enum rg_switch_op {
 	SWITCH_YIELD, /* to the global queue (Go's Gosched) */
 	SWITCH_YIELD_LOCAL, /* to the tail of the local ring (Go's goyield) */
 	SWITCH_EXIT,  /* the goroutine returned */
+	SWITCH_SYSCALL_EXIT, /* back from a system call with no P: to the global queue */
+	SWITCH_PREEMPT, /* preempted (preempt.c): to the global queue, as a yield */
 };
 
 /* Semaphore wait record, embedded in the G (Go's sudog for sema.go). */
@@ -91,6 +95,13 @@ struct rg_g {
 	void *arg;
 	struct rg_m *m;		 /* the M running it, or NULL */
 	struct rg_sched *sched;
+	/*
+	 * A runtime helper (the signal delivery loop, iouring/signal.c), set by
+	 * itself [sched->allg_lock]: rg_leakcheck skips it as goleak skips
+	 * os/signal.loop. Go counts and dumps that goroutine, so
+	 * rg_num_goroutines and dumps still do.
+	 */
+	bool system;
 
 	/* Parking. */
 	uint8_t wait_reason;
@@ -105,6 +116,18 @@ struct rg_g {
 	/* Sanitizer fibers. */
 	void *tsan_fiber;
 	const void *asan_fake_stack;
+
+	/*
+	 * Preemption (preempt.c). preempt_off: rg_preempt_disable depth,
+	 * written by the goroutine itself and read by its thread's signal
+	 * handler. lockedm: rg_lock_thread's M (Go's g.lockedm), lock_count its
+	 * nesting; pinned: locked only until a preempted goroutine runs again
+	 * (RINGO_PREEMPT_PIN).
+	 */
+	_Atomic int32_t preempt_off;
+	struct rg_m *lockedm;
+	uint32_t lock_count;
+	bool pinned;
 };
 
 /* Dead goroutines a P keeps for reuse before half go to the shared list. */
@@ -116,6 +139,7 @@ struct rg_g {
 enum rg_pstatus {
 	P_IDLE = 0,
 	P_RUNNING = 1,
+	P_SYSCALL = 2, /* its M is in a system call; sysmon may hand it off */
 	P_DEAD = 4,
 };
 
@@ -144,12 +168,40 @@ struct rg_p {
 	int32_t ntimers, captimers;
 	_Atomic int64_t timer0_when;
 
+	/* Bumped by each rg_syscall_enter; sysmon's snapshot tells a new call from a long one. */
+	_Atomic uint32_t syscalltick;
+	uint32_t sysmon_syscalltick; /* [sysmon] */
+	int64_t sysmon_syscallwhen;  /* [sysmon] */
+
 	/* Counters read by rg_p_stats from other threads (relaxed, written by the owner only). */
 	_Atomic uint64_t schedtick;
 	_Atomic uint64_t runs;
 	_Atomic uint64_t steals;
 	_Atomic uint64_t stolen;
 	_Atomic uint64_t global_get;
+
+	/*
+	 * Preemption (Go's p.preempt): sysmon sets preempt when the slice
+	 * running here is over; the goroutine yields at its next safe point and
+	 * no runnext goroutine inherits the slice; a fresh slice clears it.
+	 * owner mirrors m for sysmon (set by acquirep, cleared by releasep),
+	 * owner_tid its thread. The rest is sysmon's own snapshot of schedtick
+	 * (Go's sysmontick) and of the thread's CPU clock at the slice start.
+	 */
+	_Atomic uint32_t preempt;
+	_Atomic(struct rg_m *) owner;
+	_Atomic pid_t owner_tid;
+	/* Owner-only: the last goroutine was preempted, so take one from the global queue, not a batch. */
+	bool preempted;
+	uint64_t sysmon_schedtick; /* [sysmon] */
+	int64_t sysmon_schedwhen;  /* [sysmon] */
+	int64_t sysmon_slice;	   /* [sysmon] this slice's length (jittered) */
+	int64_t sysmon_cpu0;	   /* [sysmon] the thread's CPU time then, or -1 */
+	pid_t sysmon_tid;	   /* [sysmon] the thread then */
+	int32_t sysmon_tries;	   /* [sysmon] preemption requests this slice */
+	struct rg_p *sysmon_lent;  /* [sysmon] the P lent while this one is stuck */
+	/* Lent by sysmon (above GOMAXPROCS) while another P's goroutine is stuck in unsafe code. */
+	_Atomic bool lent;
 } __attribute__((aligned(RG_CACHELINE)));
 
 struct rg_m {
@@ -161,6 +213,7 @@ struct rg_m {
 	struct rg_g *curg;	/* goroutine running now, NULL on g0 */
 	struct rg_p *p;		/* attached P */
 	struct rg_p *nextp;	/* P handed over by startm */
+	struct rg_p *oldp;	/* P held before the system call in progress */
 	bool spinning;
 	struct rg_note park;
 	struct rg_m *schedlink; /* idle M list */
@@ -178,6 +231,21 @@ struct rg_m {
 	size_t g0_stack_size;
 	void *tsan_g0_fiber;
 	void *sigstack;
+
+	/*
+	 * Preemption: sysmon sends a signal only when it wins signal_pending
+	 * 0 -> 1 (one in flight per M); the handler clears it and bumps
+	 * preempt_gen. lockedg: the goroutine locked to this thread
+	 * (rg_lock_thread); locked_sleeping: waiting for it [sched lock];
+	 * locked_exit: it exited locked, so the thread goes too (Go's rule).
+	 */
+	_Atomic uint32_t signal_pending;
+	_Atomic uint32_t preempt_gen;
+	_Atomic uint32_t preempt_refused; /* the handler's "unsafe here" answers in a row */
+	int64_t signal_sent; /* [sysmon] */
+	struct rg_g *lockedg;
+	bool locked_sleeping;
+	bool locked_exit;
 };
 
 /* Scheduler instance: one per rg_run. Ms hold a reference until they exit. */
@@ -245,6 +313,18 @@ struct rg_sched {
 	_Atomic int32_t pending_wakeups;
 	bool deadlock_check; /* RINGO_DEADLOCK=0 turns it off */
 
+	/* The I/O poller, created by the first blocking I/O call [poller_lock]. */
+	_Atomic(struct rg_poller *) poller;
+	struct rg_lock poller_lock;
+
+	/* sysmon: a thread without a P that retakes Ps from long system calls. */
+	pthread_t sysmon;
+	bool sysmon_started;
+	_Atomic uint32_t sysmon_note; /* futex word: 1 = wake */
+	_Atomic uint32_t sysmon_sleeping; /* deep sleep: every P idle */
+	int32_t maxmcount; /* thread cap (Go's 10000; RINGO_MAXTHREADS) */
+	int32_t nmidlelocked; /* Ms waiting for their locked goroutine [lock] */
+
 	/* The M sleeping until the earliest timer (at most one; not on midle). */
 	_Atomic uint32_t timer_sleeping;
 	_Atomic int64_t timer_sleep_until;
@@ -309,6 +389,26 @@ void rg_globrunq_destroy(struct rg_sched *s);
  */
 void rg_wakep(struct rg_sched *s, bool fence);
 
+/* P and M hand-offs (sched.c); pidleget/pidleput/pdead need s->lock. */
+/* p leaves the set; its timers go to P0. True if any did: rg_timer_kick after unlocking. */
+bool rg_pdead(struct rg_sched *s, struct rg_p *p);
+void rg_acquirep(struct rg_m *m, struct rg_p *p);
+struct rg_p *rg_pidleget(struct rg_sched *s);
+void rg_pidleput(struct rg_sched *s, struct rg_p *p);
+void rg_startm(struct rg_sched *s, struct rg_p *p, bool spinning);
+/* Find an M for p, whose system call sysmon retook (Go's handoffp). */
+void rg_handoffp(struct rg_sched *s, struct rg_p *p);
+
+/* ---- sysmon.c ---- */
+int rg_sysmon_start(struct rg_sched *s);
+/* Wake sysmon from its deep sleep (a P entered a system call, or shutdown). */
+void rg_sysmon_wake(struct rg_sched *s);
+
+/* Switch the running goroutine g out to m's g0, m->op already set (proc.c). */
+void rg_gswitch(struct rg_m *m, struct rg_g *g);
+/* A new, dead P with this id (proc.c). */
+struct rg_p *rg_palloc(int id);
+
 /* Runs the scheduler loop on the calling thread's g0 until the runtime stops. */
 void rg_schedule_loop(struct rg_m *m);
 
@@ -339,6 +439,10 @@ void rg_checkdead(struct rg_sched *s);
 /* Print every goroutine, or one (fatal.c); self is the caller, dumped from its live frames. */
 void rg_dump_goroutines(struct rg_sched *s, struct rg_g *self);
 void rg_dump_goroutine(struct rg_g *g, struct rg_g *self);
+
+/* ---- iouring/signal.c ---- */
+/* rg_run's main goroutine returned: stop every rg_signal_notify channel of s's run. */
+void rg_signal_run_end(struct rg_sched *s);
 
 /* ---- maxprocs.c ---- */
 int rg_default_maxprocs(void);

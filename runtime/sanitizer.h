@@ -73,6 +73,22 @@ static inline void rg_tsan_switch_to(void *f)
 {
 	__tsan_switch_to_fiber(f, 0);
 }
+
+/*
+ * Happens-before edges TSan cannot see because the kernel carries them: an
+ * io_uring SQE submitted by one thread completes on another.
+ */
+void __tsan_release(void *addr);
+void __tsan_acquire(void *addr);
+
+static inline void rg_tsan_release(void *addr)
+{
+	__tsan_release(addr);
+}
+static inline void rg_tsan_acquire(void *addr)
+{
+	__tsan_acquire(addr);
+}
 #else
 static inline void *rg_tsan_current_fiber(void)
 {
@@ -89,6 +105,14 @@ static inline void rg_tsan_destroy_fiber(void *f)
 static inline void rg_tsan_switch_to(void *f)
 {
 	(void)f;
+}
+static inline void rg_tsan_release(void *addr)
+{
+	(void)addr;
+}
+static inline void rg_tsan_acquire(void *addr)
+{
+	(void)addr;
 }
 #endif
 

@@ -20,6 +20,8 @@
 
 #include "arch.h"
 #include "fatal.h"
+#include "poller.h"
+#include "preempt.h"
 #include "probes.h"
 #include "runq.h"
 #include "runtime.h"
@@ -28,16 +30,22 @@
 
 #define STEAL_TRIES 4
 #define GLOBAL_FAIRNESS_TICK 61
+#define NETPOLL_BATCH 128
 
 /* ---- Ps ---- */
 
-static void acquirep(struct rg_m *m, struct rg_p *p)
+void rg_acquirep(struct rg_m *m, struct rg_p *p)
 {
 	if (p->m || atomic_load_explicit(&p->status, memory_order_relaxed) != P_IDLE)
 		rg_fatal("acquirep: P%d is not idle", p->id);
 	m->p = p;
 	p->m = m;
+	atomic_store_explicit(&p->owner_tid, m->tid, memory_order_relaxed);
+	atomic_store_explicit(&p->owner, m, memory_order_release);
 	atomic_store_explicit(&p->status, P_RUNNING, memory_order_relaxed);
+	/* A P runs again: sysmon must watch its time slices. */
+	if (atomic_load_explicit(&m->sched->sysmon_sleeping, memory_order_seq_cst))
+		rg_sysmon_wake(m->sched);
 }
 
 static struct rg_p *releasep(struct rg_m *m)
@@ -48,12 +56,25 @@ static struct rg_p *releasep(struct rg_m *m)
 		rg_fatal("releasep: M%d does not hold its P", m->id);
 	p->m = NULL;
 	m->p = NULL;
+	atomic_store_explicit(&p->owner, NULL, memory_order_relaxed);
 	atomic_store_explicit(&p->status, P_IDLE, memory_order_relaxed);
 	return p;
 }
 
+/*
+ * A P leaves the set (above GOMAXPROCS, or lent and no longer needed).
+ * Needs s->lock. Its timers go to P0 (Go's moveTimers): nobody looks at a
+ * dead P's heap, and a goroutine sleeping on it would never wake.
+ */
+bool rg_pdead(struct rg_sched *s, struct rg_p *p)
+{
+	atomic_store_explicit(&p->lent, false, memory_order_relaxed);
+	atomic_store_explicit(&p->status, P_DEAD, memory_order_relaxed);
+	return rg_timers_move(p, s->allp[0]) > 0;
+}
+
 /* Needs s->lock. */
-static void pidleput(struct rg_sched *s, struct rg_p *p)
+void rg_pidleput(struct rg_sched *s, struct rg_p *p)
 {
 	if (!rg_runqempty(p))
 		rg_fatal("pidleput: P%d has runnable goroutines", p->id);
@@ -63,7 +84,7 @@ static void pidleput(struct rg_sched *s, struct rg_p *p)
 }
 
 /* Needs s->lock. */
-static struct rg_p *pidleget(struct rg_sched *s)
+struct rg_p *rg_pidleget(struct rg_sched *s)
 {
 	struct rg_p *p = s->pidle;
 
@@ -102,11 +123,11 @@ static struct rg_m *mget(struct rg_sched *s)
  * Start an M to run p (an idle P if NULL). With spinning, the caller already
  * counted the new M in nmspinning.
  */
-static void startm(struct rg_sched *s, struct rg_p *p, bool spinning)
+void rg_startm(struct rg_sched *s, struct rg_p *p, bool spinning)
 {
 	rg_lock(&s->lock);
 	if (!p) {
-		p = pidleget(s);
+		p = rg_pidleget(s);
 		if (!p) {
 			rg_unlock(&s->lock);
 			if (spinning)
@@ -119,12 +140,15 @@ static void startm(struct rg_sched *s, struct rg_p *p, bool spinning)
 	if (!m) {
 		if (rg_newm(s, p, spinning) != 0) {
 			/* No thread: give the P back; the running Ms will get to the work. */
+			bool moved = false;
 			rg_lock(&s->lock);
 			if (p->id >= atomic_load_explicit(&s->gomaxprocs, memory_order_relaxed))
-				atomic_store_explicit(&p->status, P_DEAD, memory_order_relaxed);
+				moved = rg_pdead(s, p);
 			else
-				pidleput(s, p);
+				rg_pidleput(s, p);
 			rg_unlock(&s->lock);
+			if (moved)
+				rg_timer_kick(s); /* the timed sleeper recomputes its deadline */
 			if (spinning)
 				atomic_fetch_sub_explicit(&s->nmspinning, 1, memory_order_seq_cst);
 		}
@@ -149,7 +173,7 @@ void rg_wakep(struct rg_sched *s, bool fence)
 	    !atomic_compare_exchange_strong_explicit(&s->nmspinning, &zero, 1,
 						     memory_order_seq_cst, memory_order_relaxed))
 		return;
-	startm(s, NULL, true);
+	rg_startm(s, NULL, true);
 }
 
 /* Park the M until startm hands it a P, or the runtime stops (returns false). */
@@ -163,7 +187,7 @@ static bool stopm(struct rg_m *m)
 		return false;
 	}
 	mput(s, m);
-	if (s->nmidle == s->mcount)
+	if (s->nmidle + s->nmidlelocked == s->mcount)
 		rg_checkdead(s); /* we were the last M awake */
 	rg_unlock(&s->lock);
 
@@ -172,7 +196,7 @@ static bool stopm(struct rg_m *m)
 	rg_note_clear(&m->park);
 	if (!m->nextp)
 		return false; /* woken to exit */
-	acquirep(m, m->nextp);
+	rg_acquirep(m, m->nextp);
 	m->nextp = NULL;
 	return true;
 }
@@ -181,11 +205,21 @@ static bool stopm(struct rg_m *m)
 void rg_sched_wake_all(struct rg_sched *s)
 {
 	rg_timer_kick(s);
+	rg_sysmon_wake(s);
 	rg_lock(&s->lock);
 	struct rg_m *m;
 	while ((m = mget(s)) != NULL) {
 		m->nextp = NULL;
 		rg_note_wakeup(&m->park);
+	}
+	/* Ms waiting for their locked goroutine are on no list but allm. */
+	for (m = s->allm; m; m = m->alllink) {
+		if (m->locked_sleeping) {
+			m->locked_sleeping = false;
+			s->nmidlelocked--;
+			m->nextp = NULL;
+			rg_note_wakeup(&m->park);
+		}
 	}
 	rg_unlock(&s->lock);
 }
@@ -199,6 +233,42 @@ static void resetspinning(struct rg_m *m)
 		rg_fatal("resetspinning: negative nmspinning");
 	/* We found work: someone else should look for more. */
 	rg_wakep(s, false);
+}
+
+/* ---- system calls ---- */
+
+void rg_handoffp(struct rg_sched *s, struct rg_p *p)
+{
+	/* Work queued on it, or anywhere: run it. */
+	if (!rg_runqempty(p) || atomic_load_explicit(&s->runqsize, memory_order_relaxed) > 0) {
+		rg_startm(s, p, false);
+		return;
+	}
+	/* Nobody looks for work: this P's M should. */
+	int32_t zero = 0;
+	if (atomic_load_explicit(&s->nmspinning, memory_order_relaxed) +
+			atomic_load_explicit(&s->npidle, memory_order_relaxed) ==
+		    0 &&
+	    atomic_compare_exchange_strong_explicit(&s->nmspinning, &zero, 1, memory_order_seq_cst,
+						    memory_order_relaxed)) {
+		rg_startm(s, p, true);
+		return;
+	}
+	rg_lock(&s->lock);
+	if (atomic_load_explicit(&s->runqsize, memory_order_relaxed) > 0) {
+		rg_unlock(&s->lock);
+		rg_startm(s, p, false);
+		return;
+	}
+	bool moved = false;
+	if (p->id >= atomic_load_explicit(&s->gomaxprocs, memory_order_relaxed))
+		moved = rg_pdead(s, p); /* shrunk meanwhile */
+	else
+		rg_pidleput(s, p);
+	rg_unlock(&s->lock);
+	/* Its timers are now an idle P's (or P0's): the timed sleeper must account for them. */
+	if (moved || atomic_load_explicit(&p->timer0_when, memory_order_relaxed))
+		rg_timer_kick(s);
 }
 
 /* ---- GOMAXPROCS changes at run time ---- */
@@ -220,9 +290,65 @@ static bool retire_p(struct rg_m *m)
 		return false;
 	}
 	releasep(m);
-	atomic_store_explicit(&p->status, P_DEAD, memory_order_relaxed);
+	bool moved = rg_pdead(s, p);
 	rg_unlock(&s->lock);
+	if (moved)
+		rg_timer_kick(s);
 	return true;
+}
+
+/* ---- goroutines from the poller ---- */
+
+/* Does the poller have goroutines parked on it (worth a non-blocking poll)? */
+static bool netpoll_waiters(struct rg_sched *s)
+{
+	struct rg_poller *pl = atomic_load_explicit(&s->poller, memory_order_acquire);
+
+	return pl && atomic_load_explicit(&pl->waiting, memory_order_relaxed) > 0;
+}
+
+static void netpoll_ready(struct rg_g *g, struct rg_p *p)
+{
+	uint32_t st = G_WAITING;
+
+	if (!atomic_compare_exchange_strong_explicit(&g->status, &st, G_RUNNABLE,
+						     memory_order_acq_rel, memory_order_relaxed))
+		rg_fatal("netpoll: goroutine %llu in status %u", (unsigned long long)g->goid, st);
+	RG_PROBE(g_ready, g->goid, 0, p ? p->id : -1);
+}
+
+/*
+ * Goroutines whose I/O completed (Go's injectglist): with a P, the first is
+ * returned to run now and the rest queue on the P for idle Ps to steal;
+ * without one, all go to the global queue.
+ */
+static struct rg_g *netpoll_inject(struct rg_m *m, struct rg_g **gs, int n)
+{
+	struct rg_sched *s = m->sched;
+	struct rg_p *p = m->p;
+
+	for (int i = 0; i < n; i++)
+		netpoll_ready(gs[i], p);
+	if (!p) {
+		for (int i = 0; i < n; i++)
+			rg_globrunqput(s, gs[i]);
+		rg_wakep(s, true);
+		return NULL;
+	}
+	for (int i = 1; i < n; i++)
+		rg_runqput(p, gs[i], false);
+	if (n > 1)
+		rg_wakep(s, false);
+	return gs[0];
+}
+
+/* A non-blocking poll from a running M: the first goroutine to run, or NULL. */
+static struct rg_g *netpoll_nonblock(struct rg_m *m)
+{
+	struct rg_g *gs[NETPOLL_BATCH];
+	int n = rg_netpoll(m->sched, 0, gs, NETPOLL_BATCH);
+
+	return n > 0 ? netpoll_inject(m, gs, n) : NULL;
 }
 
 /* ---- findrunnable ---- */
@@ -305,23 +431,32 @@ top:
 	*inherit = false;
 	if (atomic_load_explicit(&s->stopping, memory_order_acquire))
 		return NULL;
+	if (!m->p && !stopm(m))
+		return NULL; /* back from a system call that lost its P */
 	struct rg_p *p = m->p;
-	if (p->id >= atomic_load_explicit(&s->gomaxprocs, memory_order_relaxed) && retire_p(m))
+	if (p->id >= atomic_load_explicit(&s->gomaxprocs, memory_order_relaxed) &&
+	    !atomic_load_explicit(&p->lent, memory_order_relaxed) && retire_p(m))
 		goto no_p;
 
 	/* Run our expired timers first: they may make goroutines runnable. */
 	if (atomic_load_explicit(&p->timer0_when, memory_order_relaxed))
 		rg_check_timers(p, rg_nanotime());
 
-	/* Fairness: now and then look at the global queue first, so two
-	 * goroutines respawning each other cannot starve it. */
-	if (atomic_load_explicit(&p->schedtick, memory_order_relaxed) % GLOBAL_FAIRNESS_TICK == 0 &&
-	    atomic_load_explicit(&s->runqsize, memory_order_relaxed) > 0) {
-		rg_lock(&s->lock);
-		g = rg_globrunqget_locked(s, p, 1);
-		rg_unlock(&s->lock);
-		if (g)
+	/*
+	 * Fairness: now and then look at the poller and the global queue
+	 * first, so goroutines that keep the local queue (or, yielding, the
+	 * global queue) busy cannot starve completed I/O or queued work.
+	 */
+	if (atomic_load_explicit(&p->schedtick, memory_order_relaxed) % GLOBAL_FAIRNESS_TICK == 0) {
+		if (netpoll_waiters(s) && (g = netpoll_nonblock(m)) != NULL)
 			return g;
+		if (atomic_load_explicit(&s->runqsize, memory_order_relaxed) > 0) {
+			rg_lock(&s->lock);
+			g = rg_globrunqget_locked(s, p, 1);
+			rg_unlock(&s->lock);
+			if (g)
+				return g;
+		}
 	}
 
 	g = rg_runqget(p, inherit);
@@ -330,13 +465,18 @@ top:
 
 	if (atomic_load_explicit(&s->runqsize, memory_order_relaxed) > 0) {
 		rg_lock(&s->lock);
-		g = rg_globrunqget_locked(s, p, 0);
+		/* After a preemption one, not a batch: preempted goroutines then
+		 * take turns through the global queue's FIFO, across all Ps, instead
+		 * of sitting in this P's ring while another P's goroutine runs on. */
+		g = rg_globrunqget_locked(s, p, p->preempted ? 1 : 0);
 		rg_unlock(&s->lock);
 		if (g)
 			return g;
 	}
 
-	/* The poller hook goes here: a non-blocking poll before stealing. */
+	/* I/O that completed (this also submits the I/O our goroutines queued). */
+	if (netpoll_waiters(s) && (g = netpoll_nonblock(m)) != NULL)
+		return g;
 
 	/* Steal, but let at most half of the busy Ps have a spinning M. */
 	int32_t procs = atomic_load_explicit(&s->gomaxprocs, memory_order_relaxed);
@@ -360,11 +500,14 @@ top:
 		return g;
 	}
 	releasep(m);
+	bool moved = false;
 	if (p->id >= atomic_load_explicit(&s->gomaxprocs, memory_order_relaxed))
-		atomic_store_explicit(&p->status, P_DEAD, memory_order_relaxed); /* shrunk meanwhile */
+		moved = rg_pdead(s, p); /* shrunk meanwhile */
 	else
-		pidleput(s, p);
+		rg_pidleput(s, p);
 	rg_unlock(&s->lock);
+	if (moved)
+		rg_timer_kick(s);
 
 no_p:
 	/*
@@ -379,10 +522,10 @@ no_p:
 	}
 	if (work_anywhere(s)) {
 		rg_lock(&s->lock);
-		p = pidleget(s);
+		p = rg_pidleget(s);
 		rg_unlock(&s->lock);
 		if (p) {
-			acquirep(m, p);
+			rg_acquirep(m, p);
 			m->spinning = true;
 			atomic_fetch_add_explicit(&s->nmspinning, 1, memory_order_seq_cst);
 			goto top;
@@ -390,22 +533,34 @@ no_p:
 	}
 
 	/*
-	 * The blocking poll goes here: the last idle M sleeps in the ring. Until
-	 * then one idle M sleeps until the earliest timer, then takes an idle P
-	 * to run it (timers on an idle P are run by its stealers' last round).
+	 * One idle M sleeps until the earliest timer: in the poller (Go's
+	 * blocking netpoll) once there is one, so I/O completions, timers and
+	 * wake-ups all end the same sleep; on a futex before. Woken, it takes
+	 * an idle P to run what completed, or to run the expired timers (its
+	 * steal rounds reach timers on any P).
 	 */
 	int64_t next = rg_timers_next(s);
-	if (next && rg_timer_sleep(s, next)) {
-		rg_lock(&s->lock);
-		p = pidleget(s);
-		rg_unlock(&s->lock);
-		if (p) {
-			acquirep(m, p);
-			m->spinning = true; /* it may steal: a timer can be on any P */
-			atomic_fetch_add_explicit(&s->nmspinning, 1, memory_order_seq_cst);
-			goto top;
+	if (next || netpoll_waiters(s)) {
+		struct rg_g *gs[NETPOLL_BATCH];
+		int n = rg_timer_sleep(s, next, gs, NETPOLL_BATCH);
+		if (n >= 0) {
+			if (atomic_load_explicit(&s->stopping, memory_order_acquire))
+				return NULL; /* abandoned with the rest */
+			rg_lock(&s->lock);
+			p = rg_pidleget(s);
+			rg_unlock(&s->lock);
+			if (p) {
+				rg_acquirep(m, p);
+				if (n > 0)
+					return netpoll_inject(m, gs, n);
+				m->spinning = true; /* it may steal: a timer can be on any P */
+				atomic_fetch_add_explicit(&s->nmspinning, 1, memory_order_seq_cst);
+				goto top;
+			}
+			/* Every P is busy: their owners run what completed and their timers. */
+			if (n > 0)
+				netpoll_inject(m, gs, n);
 		}
-		/* Every P is busy: their owners run the timers. */
 	}
 
 	if (!stopm(m))
@@ -430,8 +585,11 @@ static struct rg_g *execute(struct rg_m *m, struct rg_g *g, bool inherit, bool *
 	g->m = m;
 	atomic_store_explicit(&g->status, G_RUNNING, memory_order_relaxed);
 	RG_COUNTER_ADD(p->runs, 1);
-	if (!inherit)
+	p->preempted = false;
+	if (!inherit) {
 		RG_COUNTER_ADD(p->schedtick, 1);
+		atomic_store_explicit(&p->preempt, 0, memory_order_relaxed); /* a new slice */
+	}
 	atomic_store_explicit(&m->in_g, true, memory_order_relaxed);
 	RG_PROBE(g_start, g->goid, p->id, m->id);
 
@@ -476,9 +634,41 @@ static struct rg_g *execute(struct rg_m *m, struct rg_g *g, bool inherit, bool *
 		atomic_store_explicit(&g->status, G_RUNNABLE, memory_order_relaxed);
 		rg_runqput(m->p, g, false);
 		return NULL;
+	case SWITCH_PREEMPT:
+		/* Go's gopreempt_m: a yield to the global queue (a locked M then waits, below). */
+		atomic_store_explicit(&g->status, G_RUNNABLE, memory_order_relaxed);
+		rg_globrunqput(m->sched, g);
+		p->preempted = true;
+		/* The slice ended here: whoever runs next, a runnext goroutine a
+		 * timer readied meanwhile too, starts a new one. */
+		RG_COUNTER_ADD(p->schedtick, 1);
+		atomic_store_explicit(&p->preempt, 0, memory_order_relaxed);
+		rg_wakep(m->sched, true);
+		return NULL;
 	case SWITCH_EXIT:
+		if (g->lockedm) {
+			/* Exited locked: the thread may carry state the goroutine set up
+			 * (setns, unshare, credentials), so it exits too, as in Go. */
+			g->lockedm = NULL;
+			g->lock_count = 0;
+			m->lockedg = NULL;
+			m->locked_exit = true;
+		}
 		gdestroy(m, g);
 		return NULL;
+	case SWITCH_SYSCALL_EXIT: {
+		struct rg_sched *s = m->sched;
+		atomic_store_explicit(&g->status, G_RUNNABLE, memory_order_relaxed);
+		rg_lock(&s->lock);
+		struct rg_p *idle = rg_pidleget(s); /* freed meanwhile? */
+		rg_unlock(&s->lock);
+		if (idle)
+			rg_acquirep(m, idle);
+		else
+			rg_globrunqput(s, g);
+		atomic_fetch_sub_explicit(&s->pending_wakeups, 1, memory_order_release);
+		return idle ? g : NULL;
+	}
 	case SWITCH_NONE:
 		break;
 	}
@@ -504,45 +694,136 @@ static void gdestroy(struct rg_m *m, struct rg_g *g)
 		rg_main_exited(s);
 }
 
+/*
+ * A locked M whose goroutine is not running (Go's stoplockedm): give the P
+ * away and sleep until whoever dequeues the goroutine hands a P back with
+ * it. Returns the goroutine to run, or NULL when the runtime stops.
+ */
+static struct rg_g *stoplockedm(struct rg_m *m)
+{
+	struct rg_sched *s = m->sched;
+
+	if (m->p)
+		rg_handoffp(s, releasep(m));
+	rg_lock(&s->lock);
+	if (atomic_load_explicit(&s->stopping, memory_order_acquire)) {
+		rg_unlock(&s->lock);
+		return NULL;
+	}
+	if (!m->nextp) { /* not handed back already */
+		s->nmidlelocked++;
+		m->locked_sleeping = true;
+		if (s->nmidle + s->nmidlelocked == s->mcount)
+			rg_checkdead(s);
+	}
+	rg_unlock(&s->lock);
+
+	RG_PROBE(m_park, m->id);
+	rg_note_sleep(&m->park);
+	rg_note_clear(&m->park);
+	/* Whoever woke us took us off the idle count already (so that it may go
+	 * idle itself without seeing every M asleep). */
+	rg_lock(&s->lock);
+	struct rg_p *p = m->nextp;
+	m->nextp = NULL;
+	if (m->locked_sleeping) {
+		m->locked_sleeping = false;
+		s->nmidlelocked--;
+	}
+	rg_unlock(&s->lock);
+	if (!p)
+		return NULL;
+	rg_acquirep(m, p);
+	return m->lockedg;
+}
+
+/* g is locked to another M (Go's startlockedm): hand it our P; we go idle. */
+static void startlockedm(struct rg_m *m, struct rg_g *g)
+{
+	struct rg_sched *s = m->sched;
+	struct rg_m *lm = g->lockedm;
+	struct rg_p *p = releasep(m);
+
+	rg_lock(&s->lock);
+	lm->nextp = p;
+	if (lm->locked_sleeping) {
+		lm->locked_sleeping = false;
+		s->nmidlelocked--; /* Go's incidlelocked(-1): it runs from now */
+	}
+	rg_unlock(&s->lock);
+	RG_PROBE(m_unpark, lm->id);
+	rg_note_wakeup(&lm->park);
+}
+
 void rg_schedule_loop(struct rg_m *m)
 {
 	struct rg_g *g;
 	bool inherit;
 
 	for (;;) {
-		g = findrunnable(m, &inherit);
-		if (!g)
+		if (m->locked_exit) {
+			/* Its locked goroutine exited: the thread goes (m_exit). */
+			rg_handoffp(m->sched, releasep(m));
 			return;
-		if (m->spinning)
-			resetspinning(m);
+		}
+		if (m->lockedg) {
+			g = stoplockedm(m);
+			if (!g)
+				return;
+			inherit = false;
+		} else {
+			g = findrunnable(m, &inherit);
+			if (!g)
+				return;
+			if (m->spinning)
+				resetspinning(m);
+			if (g->lockedm) {
+				/* findrunnable parks us: we have no P from here. */
+				startlockedm(m, g);
+				continue;
+			}
+		}
 		/* A goroutine that parks and un-parks in its commit runs again at
 		 * once; a yield may hand over the next G directly. */
-		while (g)
+		while (g) {
+			if (inherit && atomic_load_explicit(&m->p->preempt, memory_order_relaxed)) {
+				/* The slice a runnext chain shares is over (Go preempts
+				 * the heir at its next prologue): queue it behind the rest. */
+				atomic_store_explicit(&g->status, G_RUNNABLE, memory_order_relaxed);
+				rg_globrunqput(m->sched, g);
+				rg_preempt_count_inherit();
+				break;
+			}
 			g = execute(m, g, inherit, &inherit);
+		}
 	}
 }
 
 /* ---- starting and ending Ms ---- */
 
-static __thread struct rg_m *tls_m;
+/*
+ * initial-exec: one %fs-relative load, also in libringo.so and in signal
+ * handlers. Read directly only where no switch can intervene (rg_preempt_poll).
+ */
+__thread struct rg_m *rg_tls_m __attribute__((tls_model("initial-exec")));
 
 __attribute__((noinline)) struct rg_m *rg_getm(void)
 {
 	/* The asm keeps the compiler from treating this as pure: a goroutine
 	 * that called it before a switch may be on another thread after. */
 	__asm__ volatile("" ::: "memory");
-	return tls_m;
+	return rg_tls_m;
 }
 
 void rg_setm(struct rg_m *m)
 {
-	tls_m = m;
+	rg_tls_m = m;
 }
 
 __attribute__((noinline)) struct rg_g *rg_getg(void)
 {
 	__asm__ volatile("" ::: "memory");
-	struct rg_m *m = tls_m;
+	struct rg_m *m = rg_tls_m;
 	return m ? m->curg : NULL;
 }
 
@@ -601,7 +882,7 @@ static void *mstart(void *arg)
 	sigemptyset(&none);
 	pthread_sigmask(SIG_SETMASK, &none, NULL);
 	m_init_thread(m);
-	acquirep(m, m->nextp);
+	rg_acquirep(m, m->nextp);
 	m->nextp = NULL;
 	rg_schedule_loop(m);
 	m_exit(m);
@@ -620,6 +901,12 @@ int rg_newm(struct rg_sched *s, struct rg_p *p, bool spinning)
 	m->nextp = p;
 	m->spinning = spinning;
 	rg_lock(&s->lock);
+	if (s->mcount >= s->maxmcount) {
+		/* Go dies here ("thread exhaustion"); ringo leaves the work to the running Ms. */
+		rg_unlock(&s->lock);
+		free(m);
+		return -EAGAIN;
+	}
 	m->id = s->mnext++;
 	s->mcount++;
 	m->alllink = s->allm;

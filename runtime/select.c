@@ -12,6 +12,7 @@
 
 #include "chan.h"
 #include "fatal.h"
+#include "preempt.h"
 
 #define MAX_CASES 65536
 #define STACK_CASES 8 /* above this, the bookkeeping goes to the heap: stacks are 64 KiB */
@@ -250,5 +251,7 @@ out:
 		free(s.lockorder);
 		free(sgs);
 	}
+	if (ret == -EAGAIN)
+		rg_preempt_poll(); /* a polling loop: a safe point (preempt.h) */
 	return ret;
 }

@@ -33,7 +33,7 @@
 #define DEEP_SLEEP_NS 100000000LL
 #define PREEMPT_RETRY_MIN_NS 50000LL
 #define LEND_AFTER_TRIES 4
-#define LEND_MIN_NS 1000000LL
+#define LEND_MIN_NS 2000000LL
 #define PREEMPT_RETRY_MAX_NS 1000000LL
 
 /* Retake Ps stuck in system calls; returns how many. */
@@ -118,7 +118,7 @@ static bool work_waits(struct rg_sched *s, struct rg_p *p, int64_t now)
  */
 static uint32_t preemptone(struct rg_sched *s, struct rg_p *p, int64_t now)
 {
-	uint32_t refused = 0; /* what the handler said last time (preempt.h) */
+	uint32_t refused = 0; /* the handler's refusals in a row so far */
 
 	rg_lock(&s->lock);
 	struct rg_m *m = atomic_load_explicit(&p->owner, memory_order_acquire);
@@ -287,11 +287,14 @@ static int64_t preempt_long(struct rg_sched *s, int64_t now, bool chaos, uint64_
 		if (p->sysmon_lent &&
 		    atomic_load_explicit(&p->sysmon_lent->status, memory_order_relaxed) == P_DEAD)
 			p->sysmon_lent = NULL; /* it ran out of work; lend again when work waits */
-		/* Stuck for half a slice more (at least 1 ms), not merely unlucky: a
-		 * goroutine making system calls often is refused now and then. */
+		/*
+		 * Stuck for a whole slice more (at least 2 ms), not merely unlucky: a
+		 * goroutine that makes system calls often is refused now and then,
+		 * since a signal that races with one is taken at its exit, in libc.
+		 */
 		if (++p->sysmon_tries >= LEND_AFTER_TRIES && !chaos && !p->sysmon_lent &&
-		    overrun >= (p->sysmon_slice / 2 > LEND_MIN_NS ? p->sysmon_slice / 2 : LEND_MIN_NS) &&
-		    refused == PREEMPT_REFUSED_UNSAFE && !atomic_load_explicit(&p->lent, memory_order_relaxed))
+		    overrun >= (p->sysmon_slice > LEND_MIN_NS ? p->sysmon_slice : LEND_MIN_NS) &&
+		    refused >= LEND_AFTER_TRIES && !atomic_load_explicit(&p->lent, memory_order_relaxed))
 			lend_p(s, p);
 	}
 	return next;

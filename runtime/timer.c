@@ -6,6 +6,7 @@
  * the lock is dropped, so a function may start or stop timers itself.
  */
 #include "timer.h"
+#include "poller.h"
 
 #include <errno.h>
 #include <stdlib.h>
@@ -107,6 +108,45 @@ void rg_rtimer_add(struct rg_sched *s, struct rg_rtimer *t)
 	}
 }
 
+/* Needs p->timers_lock. */
+static void heap_push(struct rg_p *p, struct rg_rtimer *t)
+{
+	if (p->ntimers == p->captimers) {
+		int32_t cap = p->captimers ? p->captimers * 2 : 64;
+		struct rg_rtimer **h = realloc(p->timers, (size_t)cap * sizeof(*h));
+		if (!h)
+			rg_fatal("out of memory growing P%d's timer heap", p->id);
+		p->timers = h;
+		p->captimers = cap;
+	}
+	t->idx = p->ntimers;
+	p->timers[p->ntimers++] = t;
+	atomic_store_explicit(&t->p, p, memory_order_relaxed);
+	sift_up(p->timers, t->idx);
+	publish_timer0(p);
+}
+
+int rg_timers_move(struct rg_p *from, struct rg_p *to)
+{
+	int n = 0;
+
+	rg_spin_lock(&from->timers_lock);
+	if (from->ntimers) {
+		/* Both locks while t->p changes: rg_rtimer_del rechecks it under the lock. */
+		rg_spin_lock(&to->timers_lock);
+		while (from->ntimers > 0) {
+			struct rg_rtimer *t = from->timers[from->ntimers - 1];
+			from->ntimers--;
+			heap_push(to, t);
+			n++;
+		}
+		publish_timer0(from);
+		rg_spin_unlock(&to->timers_lock);
+	}
+	rg_spin_unlock(&from->timers_lock);
+	return n;
+}
+
 bool rg_rtimer_del(struct rg_rtimer *t)
 {
 	for (;;) {
@@ -177,29 +217,40 @@ int64_t rg_timers_next(struct rg_sched *s)
 	return next;
 }
 
-bool rg_timer_sleep(struct rg_sched *s, int64_t until)
+int rg_timer_sleep(struct rg_sched *s, int64_t until, struct rg_g **gs, int max)
 {
 	uint32_t zero = 0;
+	int n = 0;
 
 	if (!atomic_compare_exchange_strong_explicit(&s->timer_sleeping, &zero, 1,
 						     memory_order_seq_cst, memory_order_relaxed))
-		return false;
-	atomic_store_explicit(&s->timer_sleep_until, until, memory_order_release);
+		return -1;
+	atomic_store_explicit(&s->timer_sleep_until, until ? until : INT64_MAX,
+			      memory_order_release);
 	/* A timer added between our scan and the store above may not have kicked us. */
 	atomic_thread_fence(memory_order_seq_cst);
 	int64_t next = rg_timers_next(s);
-	if (next && next < until)
+	if (next && (until == 0 || next < until))
 		until = next;
-	int64_t now = rg_nanotime();
-	if (until > now && !atomic_load_explicit(&s->stopping, memory_order_acquire))
-		rg_futex_wait(&s->timer_note, 0, until - now);
+	if (!atomic_load_explicit(&s->stopping, memory_order_acquire)) {
+		if (rg_netpoll_active(s)) {
+			n = rg_netpoll(s, until ? until : -1, gs, max);
+			if (n < 0)
+				n = 0;
+		} else if (until) {
+			int64_t now = rg_nanotime();
+			if (until > now)
+				rg_futex_wait(&s->timer_note, 0, until - now);
+		}
+	}
 	atomic_store_explicit(&s->timer_note, 0, memory_order_relaxed);
 	atomic_store_explicit(&s->timer_sleeping, 0, memory_order_release);
-	return true;
+	return n;
 }
 
 void rg_timer_kick(struct rg_sched *s)
 {
+	rg_netpoll_wake(s); /* the sleeper may be in the poller */
 	atomic_store_explicit(&s->timer_note, 1, memory_order_release);
 	rg_futex_wake(&s->timer_note, 1);
 }

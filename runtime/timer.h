@@ -36,13 +36,23 @@ int64_t rg_check_timers(struct rg_p *p, int64_t now);
 int64_t rg_timers_next(struct rg_sched *s);
 
 /*
- * The idle M's timed sleep: sleep until the earliest timer or a kick. Returns
- * false if another M already does the timed sleep (sleep normally then).
+ * The idle M's sleep (at most one M at a time): until the earliest timer
+ * (until, 0: none) or a kick, in the poller once there is one - then I/O
+ * completions end it too, and the goroutines they made ready (at most max)
+ * are stored in gs. Returns how many, or -1 if another M is the sleeper.
  */
-bool rg_timer_sleep(struct rg_sched *s, int64_t until);
+int rg_timer_sleep(struct rg_sched *s, int64_t until, struct rg_g **gs, int max);
 
 /* Wake the timed sleeper (a new earlier timer, or shutdown). */
 void rg_timer_kick(struct rg_sched *s);
+
+/*
+ * Move every pending timer of from, a P about to die, to to (Go's
+ * moveTimers); returns how many. Neither P's owner is needed. to must never
+ * itself be moved from (callers use P0, which never dies), so that two moves
+ * cannot take the two locks in opposite orders.
+ */
+int rg_timers_move(struct rg_p *from, struct rg_p *to);
 
 /* Free p's heap storage (the scheduler is gone). */
 void rg_timers_destroy(struct rg_p *p);

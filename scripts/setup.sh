@@ -14,8 +14,12 @@ packages=(
 	# by libclang-common-14-dev, so --no-install-recommends would leave it out)
 	libasan8 libubsan1 libtsan2 libclang-rt-14-dev
 	liburing-dev libbpf-dev bpftool libelf-dev libdw-dev zlib1g-dev systemtap-sdt-dev linux-libc-dev
+	# the bpftrace scripts (tools/bpftrace/) and their tests
+	bpftrace
 	linux-source-6.1 xz-utils
 	golang-go golang-1.19-src
+	# ringo-httpd's HTTP parser; bench/net/run's load generator and nginx peer; the demo's curl
+	libhttp-parser-dev wrk nginx curl
 )
 
 missing=()

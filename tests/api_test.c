@@ -401,8 +401,10 @@ static void ids_main(void *arg)
 {
 	ids.main_id = rg_goid();
 	rg_wg_add(&ids.wg, SEQ_G);
+	rg_preempt_disable(); /* "stays on its P": a preemption could move it */
 	for (int i = 0; i < SEQ_G; i++)
 		rg_go(id_record, &ids.seq_ids[i]);
+	rg_preempt_enable();
 	rg_wg_wait(&ids.wg);
 
 	rg_wg_add(&ids.wg, PAR_SPAWNERS * (PAR_EACH + 1));
