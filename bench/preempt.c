@@ -29,6 +29,7 @@
 #include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
+#include <x86intrin.h>
 
 #include <ringo.h>
 
@@ -79,7 +80,8 @@ static void bench_signal(void)
 {
 	rg_run(signal_main, NULL);
 	qsort(signal_ns, 5, sizeof(signal_ns[0]), cmp_i64);
-	printf("signal: tgkill + delivery + handler + sigreturn: %" PRId64 " ns (median of 5 x %d)\n",
+	printf("signal: tgkill + delivery + handler + sigreturn: %" PRId64
+	       " ns (median of 5 x %d)\n",
 	       signal_ns[2], SIGNALS);
 }
 
@@ -89,28 +91,45 @@ static void bench_signal(void)
 
 static struct {
 	_Atomic uint32_t stop;
-	_Atomic int owner;		  /* the spinner that ran last */
+	_Atomic int owner;		   /* the spinner that ran last */
 	_Atomic int64_t starts[MAX_TURNS]; /* when each turn began */
+	_Atomic int64_t cpu[MAX_TURNS];	   /* the CPU time it got, in TSC ticks */
 	_Atomic uint32_t nstarts;
+	uint64_t gap_ticks; /* 20 us */
+	double ns_per_tick;
 	rg_wg wg;
 } lat;
 
 /*
  * Two spinners on one P. A spinner that finds the other's mark in owner
- * has just begun a turn: it notes the time and marks owner. The loop has
- * no call but at a turn's start; a turn lasts from its start to the next
- * one (the switch between them takes microseconds).
+ * has just begun a turn: it notes the time and marks owner. A turn lasts
+ * from its start to the next one (the switch between them takes
+ * microseconds). Its CPU time is the time stamp counter summed over steps
+ * under 20 us: a longer step is the kernel running something else. The loop
+ * has no call but at a turn's start.
  */
 static void lat_spinner(void *arg)
 {
 	int me = (int)(intptr_t)arg + 1;
+	uint32_t turn = MAX_TURNS;
+	uint64_t last = __rdtsc(), cpu = 0;
 
 	while (!atomic_load_explicit(&lat.stop, memory_order_relaxed)) {
+		uint64_t t = __rdtsc();
+		if (t - last < lat.gap_ticks)
+			cpu += t - last;
+		last = t;
 		if (atomic_load_explicit(&lat.owner, memory_order_relaxed) != me) {
-			uint32_t i = atomic_fetch_add_explicit(&lat.nstarts, 1, memory_order_relaxed);
-			if (i < MAX_TURNS)
-				atomic_store_explicit(&lat.starts[i], now_ns(), memory_order_relaxed);
+			if (turn < MAX_TURNS)
+				atomic_store_explicit(&lat.cpu[turn], (int64_t)cpu,
+						      memory_order_relaxed);
+			turn = atomic_fetch_add_explicit(&lat.nstarts, 1, memory_order_relaxed);
+			if (turn < MAX_TURNS)
+				atomic_store_explicit(&lat.starts[turn], now_ns(),
+						      memory_order_relaxed);
 			atomic_store_explicit(&lat.owner, me, memory_order_relaxed);
+			cpu = 0;
+			last = __rdtsc();
 		}
 	}
 	rg_wg_done(&lat.wg);
@@ -128,38 +147,62 @@ static void lat_main(void *arg)
 	rg_wg_wait(&lat.wg);
 }
 
+static void print_dist(const char *what, int64_t *v, size_t n)
+{
+	qsort(v, n, sizeof(*v), cmp_i64);
+	printf("  %s beyond the slice: p50 %.3f ms, p90 %.3f ms, p99 %.3f ms, max %.3f ms\n", what,
+	       pct(v, n, 50) / 1e6, pct(v, n, 90) / 1e6, pct(v, n, 99) / 1e6,
+	       n ? v[n - 1] / 1e6 : 0.0);
+}
+
 static void bench_latency(int seconds)
 {
+	/* The TSC's rate, against the monotonic clock. */
+	int64_t t0 = now_ns();
+	uint64_t c0 = __rdtsc();
+	while (now_ns() - t0 < 50000000)
+		;
+	lat.ns_per_tick = (double)(now_ns() - t0) / (double)(__rdtsc() - c0);
+	lat.gap_ticks = (uint64_t)(20000 / lat.ns_per_tick);
+
 	int procs = rg_maxprocs(1);
 	rg_run(lat_main, (void *)(intptr_t)seconds);
 	rg_maxprocs(procs);
 
 	int64_t slice = rg_preempt_conf.slice_ns;
 	size_t n = 0, nstarts = atomic_load(&lat.nstarts);
-	int64_t *all = malloc(sizeof(int64_t) * MAX_TURNS);
+	int64_t *wall = malloc(sizeof(int64_t) * MAX_TURNS),
+		*cpu = malloc(sizeof(int64_t) * MAX_TURNS);
+	double wsum = 0, csum = 0;
 	if (nstarts > MAX_TURNS)
 		nstarts = MAX_TURNS;
 	/* The first two turns began with the spinners, not with a preemption. */
-	for (size_t i = 2; i + 1 < nstarts; i++)
-		all[n++] = atomic_load(&lat.starts[i + 1]) - atomic_load(&lat.starts[i]) - slice;
-	qsort(all, n, sizeof(*all), cmp_i64);
-	printf("latency: slice %.1f ms, %zu turns in %d s; beyond the slice: p50 %.3f ms, p90 %.3f ms, "
-	       "p99 %.3f ms, max %.3f ms\n",
-	       slice / 1e6, n, seconds, pct(all, n, 50) / 1e6, pct(all, n, 90) / 1e6,
-	       pct(all, n, 99) / 1e6, n ? all[n - 1] / 1e6 : 0.0);
-	/* A histogram in 250 us buckets, for the docs. */
+	for (size_t i = 2; i + 1 < nstarts; i++, n++) {
+		wall[n] = atomic_load(&lat.starts[i + 1]) - atomic_load(&lat.starts[i]);
+		cpu[n] = (int64_t)((double)atomic_load(&lat.cpu[i]) * lat.ns_per_tick);
+		wsum += (double)wall[n];
+		csum += (double)cpu[n];
+		wall[n] -= slice;
+		cpu[n] -= slice;
+	}
+	printf("latency: slice %.1f ms, %zu turns in %d s, the spinners had %.0f%% of a CPU\n",
+	       slice / 1e6, n, seconds, wsum > 0 ? 100.0 * csum / wsum : 0.0);
+	print_dist("CPU time of a turn", cpu, n);
+	print_dist("wall time of a turn", wall, n);
+	/* A histogram of the wall times in 250 us buckets, for the docs. */
 	int64_t bucket = 250000;
 	size_t i = 0;
 	while (i < n) {
-		int64_t lo = all[i] < 0 ? -bucket * ((-all[i] + bucket - 1) / bucket)
-					: bucket * (all[i] / bucket);
+		int64_t lo = wall[i] < 0 ? -bucket * ((-wall[i] + bucket - 1) / bucket) :
+					   bucket * (wall[i] / bucket);
 		size_t c = 0;
-		while (i < n && all[i] < lo + bucket)
+		while (i < n && wall[i] < lo + bucket)
 			i++, c++;
 		printf("  %+7.2f .. %+7.2f ms  %6zu  %5.1f%%\n", lo / 1e6, (lo + bucket) / 1e6, c,
 		       100.0 * (double)c / (double)n);
 	}
-	free(all);
+	free(wall);
+	free(cpu);
 }
 
 /* ---- overhead: nothing to preempt ---- */
@@ -257,7 +300,8 @@ static void bench_overhead(void)
 	t0 = now_ns();
 	rg_run(ov_sysmon_main, NULL);
 	int64_t wall = now_ns() - t0;
-	printf("overhead: %d goroutines x %" PRId64 " iterations, nothing to preempt: preemption on "
+	printf("overhead: %d goroutines x %" PRId64
+	       " iterations, nothing to preempt: preemption on "
 	       "%.3f s, off %.3f s (mean of 5 each): %+.2f%%; sysmon CPU %.3f ms in %.2f s (%.4f%%)\n",
 	       rg_maxprocs(0), ov.iters, son / 5e9, soff / 5e9, 100.0 * (son - soff) / soff,
 	       sysmon_cpu_ns / 1e6, wall / 1e9, 100.0 * (double)sysmon_cpu_ns / (double)wall);

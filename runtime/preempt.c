@@ -116,10 +116,10 @@ static struct range *rt_text; /* ringo's functions, sorted, merged */
 static size_t nrt_text;
 static struct range *lib_text; /* every other object's executable segments, sorted */
 static size_t nlib_text;
-static bool exe_static;	  /* no PT_INTERP: libc is linked into the executable */
-static uintptr_t eh_hdr;  /* the executable's .eh_frame_hdr */
-static bool text_ok;	  /* the map is complete: async preemption may use it */
-static bool rt_in_exe;	  /* ringo is linked into the executable (else libringo.so) */
+static bool exe_static;	      /* no PT_INTERP: libc is linked into the executable */
+static uintptr_t eh_hdr;      /* the executable's .eh_frame_hdr */
+static bool text_ok;	      /* the map is complete: async preemption may use it */
+static bool rt_in_exe;	      /* ringo is linked into the executable (else libringo.so) */
 static struct range *so_text; /* libringo.so's executable segment, when that is ringo */
 static size_t nso_text;
 
@@ -206,7 +206,8 @@ static int phdr_cb(struct dl_phdr_info *info, size_t size, void *data)
 		lib_text[nlib_text++] = r;
 		/* libringo.so: its text is ringo's, whatever the executable does. */
 		uintptr_t self = (uintptr_t)rg_preempt_init;
-		if (self >= r.lo && self < r.hi && (a = realloc(so_text, (nso_text + 1) * sizeof(*a)))) {
+		if (self >= r.lo && self < r.hi &&
+		    (a = realloc(so_text, (nso_text + 1) * sizeof(*a)))) {
 			so_text = a;
 			so_text[nso_text++] = r;
 		}
@@ -308,15 +309,15 @@ static int cie_fde_encoding(const uint8_t *cie)
 	p += strlen(aug) + 1;
 	if (aug[0] == 'e' && aug[1] == 'h')
 		p += sizeof(void *);
-	uleb(&p);	      /* code alignment */
-	uleb(&p);	      /* data alignment (sleb, same length) */
+	uleb(&p); /* code alignment */
+	uleb(&p); /* data alignment (sleb, same length) */
 	if (version == 1)
 		p++;
 	else
 		uleb(&p); /* return address register */
 	if (aug[0] != 'z')
 		return 0x00; /* absptr */
-	uleb(&p);	      /* augmentation data length */
+	uleb(&p);	     /* augmentation data length */
 	for (const char *a = aug + 1; *a; a++) {
 		switch (*a) {
 		case 'R':
@@ -377,7 +378,8 @@ static bool map_runtime(void)
 		(uintptr_t)rg_arch_gstart,
 		(uintptr_t)rg_arch_preempt_trampoline,
 	};
-	size_t n = 0, cap = (b && e > b ? (size_t)(e - b) : 0) + sizeof(asm_fns) / sizeof(asm_fns[0]);
+	size_t n = 0,
+	       cap = (b && e > b ? (size_t)(e - b) : 0) + sizeof(asm_fns) / sizeof(asm_fns[0]);
 	uintptr_t *starts = malloc(cap * sizeof(*starts));
 
 	if (!starts)
@@ -433,7 +435,8 @@ static bool map_runtime(void)
 		}
 		while (k < n && starts[k] == loc)
 			k++, matched++;
-		uintptr_t len = fde_pc_range((const uint8_t *)(eh_hdr + (intptr_t)table[2 * i + 1]));
+		uintptr_t len = fde_pc_range(
+			(const uint8_t *)(eh_hdr + (intptr_t)table[2 * i + 1]));
 		if (!len)
 			break;
 		if (prev_rt && loc >= out[nout - 1].lo) {
@@ -752,7 +755,13 @@ void rg_preempt_init(struct rg_sched *s)
 		c.async = false;
 	if (c.async && !install_handler(c.signo))
 		c.async = false;
-	rg_preempt_conf = c;
+	/*
+	 * The previous run's sysmon may still be reading the configuration on
+	 * its way out: store only what changed (a process rarely changes it).
+	 */
+	if (rg_preempt_conf.async != c.async || rg_preempt_conf.pin != c.pin ||
+	    rg_preempt_conf.signo != c.signo || rg_preempt_conf.slice_ns != c.slice_ns)
+		rg_preempt_conf = c;
 	errno = saved;
 }
 

@@ -14,9 +14,9 @@
 
 /* Settings of the running rg_run, fixed by rg_preempt_init. */
 struct rg_preempt_conf {
-	bool async;	  /* signals: not RINGO_ASYNCPREEMPT=0, not TSan, a usable arch and text map */
-	bool pin;	  /* RINGO_PREEMPT_PIN=1: a preempted goroutine resumes on its M */
-	int signo;	  /* SIGURG */
+	bool async; /* signals: not RINGO_ASYNCPREEMPT=0, not TSan, a usable arch and text map */
+	bool pin;   /* RINGO_PREEMPT_PIN=1: a preempted goroutine resumes on its M */
+	int signo;  /* SIGURG */
 	int64_t slice_ns; /* RINGO_TIMESLICE, default 10 ms, at least 50 us */
 };
 extern struct rg_preempt_conf rg_preempt_conf;
@@ -59,7 +59,8 @@ __attribute__((always_inline)) static inline void rg_preempt_poll(void)
 {
 	struct rg_m *m = rg_tls_m;
 
-	if (__builtin_expect(m && m->p && atomic_load_explicit(&m->p->preempt, memory_order_relaxed),
+	if (__builtin_expect(m && m->p &&
+				     atomic_load_explicit(&m->p->preempt, memory_order_relaxed),
 			     0))
 		rg_preempt_point((uintptr_t)__builtin_return_address(0));
 }

@@ -191,7 +191,7 @@ struct rg_p {
 	_Atomic uint32_t preempt;
 	_Atomic(struct rg_m *) owner;
 	_Atomic pid_t owner_tid;
-	/* Owner-only: the last goroutine was preempted, so take one from the global queue, not a batch. */
+	/* Owner-only: the last goroutine was preempted: take one global goroutine, not a batch. */
 	bool preempted;
 	uint64_t sysmon_schedtick; /* [sysmon] */
 	int64_t sysmon_schedwhen;  /* [sysmon] */

@@ -792,6 +792,7 @@ void rg_schedule_loop(struct rg_m *m)
 				atomic_store_explicit(&g->status, G_RUNNABLE, memory_order_relaxed);
 				rg_globrunqput(m->sched, g);
 				rg_preempt_count_inherit();
+				rg_wakep(m->sched, true); /* an idle P may take it */
 				break;
 			}
 			g = execute(m, g, inherit, &inherit);

@@ -116,14 +116,29 @@ static bool work_waits(struct rg_sched *s, struct rg_p *p, int64_t now)
  * which m_exit takes to unlink an M before freeing it, and only for an M
  * still on allm: the signal never reaches a dead or reused thread id.
  */
-static uint32_t preemptone(struct rg_sched *s, struct rg_p *p, int64_t now)
+static uint32_t preemptone(struct rg_sched *s, struct rg_p *p, uint64_t tick, int64_t now)
 {
 	uint32_t refused = 0; /* the handler's refusals in a row so far */
 
 	rg_lock(&s->lock);
 	struct rg_m *m = atomic_load_explicit(&p->owner, memory_order_acquire);
 	if (m && atomic_load_explicit(&p->status, memory_order_relaxed) == P_RUNNING) {
-		atomic_store_explicit(&p->preempt, 1, memory_order_relaxed);
+		atomic_store_explicit(&p->preempt, 1, memory_order_seq_cst);
+		/*
+		 * A slice that began meanwhile cleared the request before our store
+		 * (schedtick moves first): it would end that new slice at once, and
+		 * let no runnext goroutine run. Take it back. The fence orders our
+		 * store before the load, as the P's two stores are ordered (TSO).
+		 */
+		atomic_thread_fence(memory_order_seq_cst);
+		if (atomic_load_explicit(&p->schedtick, memory_order_seq_cst) != tick) {
+			uint32_t one = 1;
+			atomic_compare_exchange_strong_explicit(&p->preempt, &one, 0,
+								memory_order_relaxed,
+								memory_order_relaxed);
+			rg_unlock(&s->lock);
+			return 0;
+		}
 		for (struct rg_m *x = s->allm; x; x = x->alllink) {
 			if (x == m) {
 				refused = atomic_load_explicit(&m->preempt_refused,
@@ -253,18 +268,18 @@ static int64_t preempt_long(struct rg_sched *s, int64_t now, bool chaos, uint64_
 				continue;
 			}
 			int64_t cpu;
-			if (p->sysmon_cpu0 >= 0 &&
-			    atomic_load_explicit(&p->owner_tid, memory_order_relaxed) == p->sysmon_tid &&
-			    (cpu = thread_cpu_ns(p->sysmon_tid)) >= 0) {
+			pid_t tid = atomic_load_explicit(&p->owner_tid, memory_order_relaxed);
+			if (p->sysmon_cpu0 >= 0 && tid == p->sysmon_tid &&
+			    (cpu = thread_cpu_ns(tid)) >= 0) {
 				/* When the CPU time is used up if it keeps the CPU; at the
-				 * latest two slices of wall time, so that a thread the
-				 * kernel starves does not make the others wait for ever. */
+				 * latest two slices of wall time: a thread the kernel
+				 * starves keeps the others waiting only so long. */
 				int64_t by_cpu = now + p->sysmon_slice - (cpu - p->sysmon_cpu0);
 				int64_t by_wall = p->sysmon_schedwhen + 2 * p->sysmon_slice;
 				deadline = by_cpu < by_wall ? by_cpu : by_wall;
 			}
 			if (now < deadline) {
-				/* Contended: wake at the deadline, or sooner to see a new slice start. */
+				/* Contended: by the deadline; soon enough to see a new slice. */
 				at = deadline < now + retry ? deadline : now + retry;
 				if (!next || at < next)
 					next = at;
@@ -278,12 +293,12 @@ static int64_t preempt_long(struct rg_sched *s, int64_t now, bool chaos, uint64_
 			 */
 			overrun = now - deadline;
 			int shift = p->sysmon_tries < 5 ? p->sysmon_tries : 5;
-			at = now + (PREEMPT_RETRY_MIN_NS << shift < retry ? PREEMPT_RETRY_MIN_NS << shift
-									  : retry);
+			int64_t again = PREEMPT_RETRY_MIN_NS << shift;
+			at = now + (again < retry ? again : retry);
 			if (!next || at < next)
 				next = at;
 		}
-		uint32_t refused = preemptone(s, p, now);
+		uint32_t refused = preemptone(s, p, t, now);
 		if (p->sysmon_lent &&
 		    atomic_load_explicit(&p->sysmon_lent->status, memory_order_relaxed) == P_DEAD)
 			p->sysmon_lent = NULL; /* it ran out of work; lend again when work waits */
@@ -292,9 +307,10 @@ static int64_t preempt_long(struct rg_sched *s, int64_t now, bool chaos, uint64_
 		 * goroutine that makes system calls often is refused now and then,
 		 * since a signal that races with one is taken at its exit, in libc.
 		 */
+		int64_t stuck = p->sysmon_slice > LEND_MIN_NS ? p->sysmon_slice : LEND_MIN_NS;
 		if (++p->sysmon_tries >= LEND_AFTER_TRIES && !chaos && !p->sysmon_lent &&
-		    overrun >= (p->sysmon_slice > LEND_MIN_NS ? p->sysmon_slice : LEND_MIN_NS) &&
-		    refused >= LEND_AFTER_TRIES && !atomic_load_explicit(&p->lent, memory_order_relaxed))
+		    overrun >= stuck && refused >= LEND_AFTER_TRIES &&
+		    !atomic_load_explicit(&p->lent, memory_order_relaxed))
 			lend_p(s, p);
 	}
 	return next;

@@ -40,10 +40,11 @@ static bool async_on(void)
 	return !no_async;
 }
 
-#define SKIP_IF_NO_ASYNC()                                                                        \
-	do {                                                                                      \
-		if (no_async)                                                                     \
-			SKIP(return, "asynchronous preemption is off (TSan or RINGO_ASYNCPREEMPT=0)"); \
+#define SKIP_IF_NO_ASYNC()                                                                           \
+	do {                                                                                         \
+		if (no_async)                                                                        \
+			SKIP(return,                                                                 \
+				   "asynchronous preemption is off (TSan or RINGO_ASYNCPREEMPT=0)"); \
 	} while (0)
 
 /* ---- assembly: a frameless spinner, a red-zone leaf, register torture ---- */
@@ -128,81 +129,74 @@ struct regpat {
 };
 _Static_assert(sizeof(struct regpat) == 2304, "layout shared with the assembly");
 
-#define RT_REGS_PROLOGUE                                                                          \
-	".cfi_startproc\n"                                                                        \
-	"	pushq %rbp\n	.cfi_adjust_cfa_offset 8\n	.cfi_rel_offset %rbp, 0\n"        \
-	"	pushq %rbx\n	.cfi_adjust_cfa_offset 8\n	.cfi_rel_offset %rbx, 0\n"        \
-	"	pushq %r12\n	.cfi_adjust_cfa_offset 8\n	.cfi_rel_offset %r12, 0\n"        \
-	"	pushq %r13\n	.cfi_adjust_cfa_offset 8\n	.cfi_rel_offset %r13, 0\n"        \
-	"	pushq %r14\n	.cfi_adjust_cfa_offset 8\n	.cfi_rel_offset %r14, 0\n"        \
-	"	pushq %r15\n	.cfi_adjust_cfa_offset 8\n	.cfi_rel_offset %r15, 0\n"        \
-	"	subq $2336, %rsp\n	.cfi_adjust_cfa_offset 2336\n"                            \
-	"	movq %rsi, 2304(%rsp)\n"                                                          \
-	"	movq $0, 2320(%rsp)\n"                                                            \
-	"	movq %rdi, %rsi\n"                                                                \
-	"	movq %rsp, %rdi\n"                                                                \
-	"	movl $2304, %ecx\n"                                                               \
-	"	cld\n"                                                                            \
-	"	rep movsb\n"                                                                      \
-	"	stmxcsr 2328(%rsp)\n"                                                             \
-	"	fnstcw 2332(%rsp)\n"                                                              \
-	"	ldmxcsr 120(%rsp)\n"                                                              \
-	"	fldcw 124(%rsp)\n"                                                                \
-	"	.irp i,6,5,4,3,2,1,0\n"                                                           \
-	"	fildq 192+8*\\i(%rsp)\n"                                                          \
+#define RT_REGS_PROLOGUE                                                     \
+	".cfi_startproc\n"                                                   \
+	"	pushq %rbp\n	.cfi_adjust_cfa_offset 8\n	.cfi_rel_offset %rbp, 0\n" \
+	"	pushq %rbx\n	.cfi_adjust_cfa_offset 8\n	.cfi_rel_offset %rbx, 0\n" \
+	"	pushq %r12\n	.cfi_adjust_cfa_offset 8\n	.cfi_rel_offset %r12, 0\n" \
+	"	pushq %r13\n	.cfi_adjust_cfa_offset 8\n	.cfi_rel_offset %r13, 0\n" \
+	"	pushq %r14\n	.cfi_adjust_cfa_offset 8\n	.cfi_rel_offset %r14, 0\n" \
+	"	pushq %r15\n	.cfi_adjust_cfa_offset 8\n	.cfi_rel_offset %r15, 0\n" \
+	"	subq $2336, %rsp\n	.cfi_adjust_cfa_offset 2336\n"                  \
+	"	movq %rsi, 2304(%rsp)\n"                                           \
+	"	movq $0, 2320(%rsp)\n"                                             \
+	"	movq %rdi, %rsi\n"                                                 \
+	"	movq %rsp, %rdi\n"                                                 \
+	"	movl $2304, %ecx\n"                                                \
+	"	cld\n"                                                             \
+	"	rep movsb\n"                                                       \
+	"	stmxcsr 2328(%rsp)\n"                                              \
+	"	fnstcw 2332(%rsp)\n"                                               \
+	"	ldmxcsr 120(%rsp)\n"                                               \
+	"	fldcw 124(%rsp)\n"                                                 \
+	"	.irp i,6,5,4,3,2,1,0\n"                                            \
+	"	fildq 192+8*\\i(%rsp)\n"                                           \
 	"	.endr\n"
 
 /* GPRs last: they overwrite the pointers used so far. */
-#define RT_REGS_LOAD_GPRS                                                                         \
-	"	movq 0(%rsp), %rax\n	movq 8(%rsp), %rbx\n	movq 16(%rsp), %rcx\n"            \
-	"	movq 24(%rsp), %rdx\n	movq 32(%rsp), %rsi\n	movq 40(%rsp), %rdi\n"           \
-	"	movq 48(%rsp), %rbp\n	movq 56(%rsp), %r8\n	movq 64(%rsp), %r9\n"            \
-	"	movq 72(%rsp), %r10\n	movq 80(%rsp), %r11\n	movq 88(%rsp), %r12\n"           \
-	"	movq 96(%rsp), %r13\n	movq 104(%rsp), %r14\n	movq 112(%rsp), %r15\n"          \
+#define RT_REGS_LOAD_GPRS                                                      \
+	"	movq 0(%rsp), %rax\n	movq 8(%rsp), %rbx\n	movq 16(%rsp), %rcx\n"     \
+	"	movq 24(%rsp), %rdx\n	movq 32(%rsp), %rsi\n	movq 40(%rsp), %rdi\n"   \
+	"	movq 48(%rsp), %rbp\n	movq 56(%rsp), %r8\n	movq 64(%rsp), %r9\n"     \
+	"	movq 72(%rsp), %r10\n	movq 80(%rsp), %r11\n	movq 88(%rsp), %r12\n"   \
+	"	movq 96(%rsp), %r13\n	movq 104(%rsp), %r14\n	movq 112(%rsp), %r15\n" \
 	"	std\n"
 
 /* One failing check stores its number and leaves. */
 #define RT_FAIL(n) "	je 8f\n	movq $" #n ", 2320(%rsp)\n	jmp 9f\n8:\n"
 
-#define RT_REGS_CHECK_GPRS                                                                        \
-	"	cmpq 0(%rsp), %rax\n" RT_FAIL(1) "	cmpq 8(%rsp), %rbx\n" RT_FAIL(2)              \
-	"	cmpq 16(%rsp), %rcx\n" RT_FAIL(3) "	cmpq 24(%rsp), %rdx\n" RT_FAIL(4)             \
-	"	cmpq 32(%rsp), %rsi\n" RT_FAIL(5) "	cmpq 40(%rsp), %rdi\n" RT_FAIL(6)             \
-	"	cmpq 48(%rsp), %rbp\n" RT_FAIL(7) "	cmpq 56(%rsp), %r8\n" RT_FAIL(8)              \
-	"	cmpq 64(%rsp), %r9\n" RT_FAIL(9) "	cmpq 72(%rsp), %r10\n" RT_FAIL(10)            \
-	"	cmpq 80(%rsp), %r11\n" RT_FAIL(11) "	cmpq 88(%rsp), %r12\n" RT_FAIL(12)            \
-	"	cmpq 96(%rsp), %r13\n" RT_FAIL(13) "	cmpq 104(%rsp), %r14\n" RT_FAIL(14)           \
-	"	cmpq 112(%rsp), %r15\n" RT_FAIL(15)
+#define RT_REGS_CHECK_GPRS                                                                                                                                                                                                                                                                                                                  \
+	"	cmpq 0(%rsp), %rax\n" RT_FAIL(1) "	cmpq 8(%rsp), %rbx\n" RT_FAIL(2) "	cmpq 16(%rsp), %rcx\n" RT_FAIL(3) "	cmpq 24(%rsp), %rdx\n" RT_FAIL(4) "	cmpq 32(%rsp), %rsi\n" RT_FAIL(5) "	cmpq 40(%rsp), %rdi\n" RT_FAIL(6) "	cmpq 48(%rsp), %rbp\n" RT_FAIL(7) "	cmpq 56(%rsp), %r8\n" RT_FAIL( \
+		8) "	cmpq 64(%rsp), %r9\n" RT_FAIL(9) "	cmpq 72(%rsp), %r10\n" RT_FAIL(10) "	cmpq 80(%rsp), %r11\n" RT_FAIL(11) "	cmpq 88(%rsp), %r12\n" RT_FAIL(12) "	cmpq 96(%rsp), %r13\n" RT_FAIL(13) "	cmpq 104(%rsp), %r14\n" RT_FAIL(14) "	cmpq 112(%rsp), %r15\n" RT_FAIL(15)
 
 /* DF, MXCSR, the x87 control word and st0..st6, with rax borrowed (its own value saved). */
-#define RT_REGS_CHECK_FP                                                                          \
-	"	movq %rax, 2312(%rsp)\n"                                                          \
-	"	pushfq\n	popq %rax\n	btq $10, %rax\n	setc %al\n	cmpb $1, %al\n" RT_FAIL(16) \
-	"	stmxcsr 2320(%rsp)\n	movl 2320(%rsp), %eax\n	cmpl 120(%rsp), %eax\n" RT_FAIL(17) \
-	"	fnstcw 2320(%rsp)\n	movzwl 2320(%rsp), %eax\n	cmpw 124(%rsp), %ax\n" RT_FAIL(18) \
-	"	movq $0, 2320(%rsp)\n"                                                            \
-	"	.irp i,0,1,2,3,4,5,6\n"                                                           \
-	"	fld %st(\\i)\n	fistpq 2320(%rsp)\n	movq 2320(%rsp), %rax\n"                   \
-	"	cmpq 192+8*\\i(%rsp), %rax\n" RT_FAIL(19) "	.endr\n"                                \
-	"	movq $0, 2320(%rsp)\n"                                                            \
-	"	movq 2312(%rsp), %rax\n"
+#define RT_REGS_CHECK_FP                                                                                                                                                                             \
+	"	movq %rax, 2312(%rsp)\n"                                                                                                                                                                   \
+	"	pushfq\n	popq %rax\n	btq $10, %rax\n	setc %al\n	cmpb $1, %al\n" RT_FAIL(16) "	stmxcsr 2320(%rsp)\n	movl 2320(%rsp), %eax\n	cmpl 120(%rsp), %eax\n" RT_FAIL( \
+		17) "	fnstcw 2320(%rsp)\n	movzwl 2320(%rsp), %eax\n	cmpw 124(%rsp), %ax\n" RT_FAIL(18) "	movq $0, 2320(%rsp)\n"                                                      \
+														       "	.irp i,0,1,2,3,4,5,6\n"                                                     \
+														       "	fld %st(\\i)\n	fistpq 2320(%rsp)\n	movq 2320(%rsp), %rax\n"                 \
+														       "	cmpq 192+8*\\i(%rsp), %rax\n" RT_FAIL(                                \
+															       19) "	.endr\n"                                                        \
+																   "	movq $0, 2320(%rsp)\n"                                          \
+																   "	movq 2312(%rsp), %rax\n"
 
-#define RT_REGS_EPILOGUE                                                                          \
-	"	decq 2304(%rsp)\n"                                                                \
-	"	jnz 7b\n"                                                                         \
-	"9:	cld\n"                                                                            \
-	"	fninit\n"                                                                         \
-	"	fldcw 2332(%rsp)\n"                                                               \
-	"	ldmxcsr 2328(%rsp)\n"                                                             \
-	"	movq 2320(%rsp), %rax\n"                                                          \
-	"	addq $2336, %rsp\n	.cfi_adjust_cfa_offset -2336\n"                           \
-	"	popq %r15\n	.cfi_adjust_cfa_offset -8\n"                                      \
-	"	popq %r14\n	.cfi_adjust_cfa_offset -8\n"                                      \
-	"	popq %r13\n	.cfi_adjust_cfa_offset -8\n"                                      \
-	"	popq %r12\n	.cfi_adjust_cfa_offset -8\n"                                      \
-	"	popq %rbx\n	.cfi_adjust_cfa_offset -8\n"                                      \
-	"	popq %rbp\n	.cfi_adjust_cfa_offset -8\n"                                      \
-	"	ret\n"                                                                            \
+#define RT_REGS_EPILOGUE                                     \
+	"	decq 2304(%rsp)\n"                                 \
+	"	jnz 7b\n"                                          \
+	"9:	cld\n"                                           \
+	"	fninit\n"                                          \
+	"	fldcw 2332(%rsp)\n"                                \
+	"	ldmxcsr 2328(%rsp)\n"                              \
+	"	movq 2320(%rsp), %rax\n"                           \
+	"	addq $2336, %rsp\n	.cfi_adjust_cfa_offset -2336\n" \
+	"	popq %r15\n	.cfi_adjust_cfa_offset -8\n"           \
+	"	popq %r14\n	.cfi_adjust_cfa_offset -8\n"           \
+	"	popq %r13\n	.cfi_adjust_cfa_offset -8\n"           \
+	"	popq %r12\n	.cfi_adjust_cfa_offset -8\n"           \
+	"	popq %rbx\n	.cfi_adjust_cfa_offset -8\n"           \
+	"	popq %rbp\n	.cfi_adjust_cfa_offset -8\n"           \
+	"	ret\n"                                             \
 	".cfi_endproc\n"
 
 /* Scalar: general registers, flags and x87/MXCSR only. */
@@ -210,8 +204,9 @@ __asm__(".text\n"
 	".globl rt_regs_scalar\n"
 	".type rt_regs_scalar, @function\n"
 	".p2align 4\n"
-	"rt_regs_scalar:\n" RT_REGS_PROLOGUE RT_REGS_LOAD_GPRS "7:\n" RT_REGS_CHECK_GPRS
-		RT_REGS_CHECK_FP RT_REGS_EPILOGUE ".size rt_regs_scalar, .-rt_regs_scalar\n");
+	"rt_regs_scalar:\n" RT_REGS_PROLOGUE RT_REGS_LOAD_GPRS
+	"7:\n" RT_REGS_CHECK_GPRS RT_REGS_CHECK_FP RT_REGS_EPILOGUE
+	".size rt_regs_scalar, .-rt_regs_scalar\n");
 
 /*
  * AVX2: ymm0..15. A compare needs a scratch register, so ymm15 (saved) checks
@@ -221,8 +216,7 @@ __asm__(".text\n"
 	".globl rt_regs_avx2\n"
 	".type rt_regs_avx2, @function\n"
 	".p2align 4\n"
-	"rt_regs_avx2:\n" RT_REGS_PROLOGUE
-	"	.irp i,0,1,2,3,4,5,6,7,8,9,10,11,12,13,14,15\n"
+	"rt_regs_avx2:\n" RT_REGS_PROLOGUE "	.irp i,0,1,2,3,4,5,6,7,8,9,10,11,12,13,14,15\n"
 	"	vmovdqu 256+64*\\i(%rsp), %ymm\\i\n"
 	"	.endr\n" RT_REGS_LOAD_GPRS "7:\n" RT_REGS_CHECK_GPRS RT_REGS_CHECK_FP
 	"	subq $32, %rsp\n	.cfi_adjust_cfa_offset 32\n"
@@ -518,7 +512,8 @@ static void lc_worker(void *arg)
 		}
 		case 1: /* stdio's FILE lock (recursive, owned by the thread) */
 			fprintf(lc.out, "goroutine %lu line %llu %s\n", (unsigned long)id,
-				(unsigned long long)atomic_load(&lc.lines), "padding to make it longer");
+				(unsigned long long)atomic_load(&lc.lines),
+				"padding to make it longer");
 			atomic_fetch_add(&lc.lines, 1);
 			break;
 		default: /* a program callback run by libc */
@@ -736,7 +731,7 @@ static struct {
 	int k;
 	_Atomic uint32_t started, go, stop;
 	uint64_t cpu_ns[FAIR_MAX], work[FAIR_MAX], turns[FAIR_MAX];
-	double ns_per_tick;  /* the TSC's period */
+	double ns_per_tick; /* the TSC's period */
 	uint64_t gap_ticks; /* 20 us in TSC ticks */
 	rg_wg wg;
 } fair;
@@ -786,20 +781,30 @@ static void fair_main(void *arg)
 	while (atomic_load(&fair.started) < (uint32_t)fair.k)
 		rg_sleep(1 * MS);
 	/*
-	 * The window: about 300 turns per goroutine, however busy the machine is
-	 * (a turn more or less is 0.3%; a busy machine makes turns uneven, and
-	 * many of them average that out), and at least half a second.
+	 * The window: at least half a second and about 300 turns per goroutine
+	 * (a turn more or less is 0.3%); three times as many when other
+	 * processes take much of the CPU (their turns make ours uneven, and
+	 * many average that out); 15 s at most.
 	 */
 	struct rg_preempt_stats st;
+	struct timespec c;
 	rg_preempt_get_stats(&st);
+	clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &c);
 	uint64_t base = st.async, t0 = rt_now_ns();
+	uint64_t cpu0 = (uint64_t)c.tv_sec * 1000000000u + (uint64_t)c.tv_nsec;
 	atomic_store(&fair.go, 1);
-	do {
+	for (;;) {
 		/* Rarely: each wake-up of ours makes a P take a batch from the global queue. */
 		rg_sleep(250 * MS);
 		rg_preempt_get_stats(&st);
-	} while (rt_now_ns() - t0 < 500 * MS ||
-		 (st.async - base < 300 * (uint64_t)fair.k && rt_now_ns() - t0 < 15000 * MS));
+		clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &c);
+		uint64_t wall = rt_now_ns() - t0;
+		uint64_t cpu = (uint64_t)c.tv_sec * 1000000000u + (uint64_t)c.tv_nsec - cpu0;
+		bool busy = (double)cpu < 0.8 * (double)wall * rg_maxprocs(0);
+		uint64_t want = (busy ? 900 : 300) * (uint64_t)fair.k;
+		if (wall >= 15000 * MS || (wall >= 500 * MS && st.async - base >= want))
+			break;
+	}
 	atomic_store(&fair.stop, 1);
 	rg_wg_wait(&fair.wg);
 }

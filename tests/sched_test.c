@@ -289,10 +289,13 @@ static void steal_worker(void *arg)
 static void steal_main(void *arg)
 {
 	rg_wg_add(&stl.wg, STEAL_G);
+	/* The spawner stays on its P (a slow spawn under TSan can outlast a time slice). */
+	rg_preempt_disable();
 	stl.p_spawner = rg_current_p();
 	for (int i = 0; i < STEAL_G; i++)
 		rg_go(steal_worker, (void *)(uintptr_t)i);
 	stl.p_spawner_after = rg_current_p();
+	rg_preempt_enable();
 	rg_wg_wait(&stl.wg);
 	for (int p = 0; p < 2; p++)
 		stl.rc[p] = rg_p_stats(p, &stl.st[p]);

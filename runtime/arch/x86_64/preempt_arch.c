@@ -87,7 +87,7 @@ static bool shadow_stack_on(void)
 
 	if (syscall(SYS_arch_prctl, ARCH_SHSTK_STATUS, &features) != 0)
 		return false; /* kernel without user shadow stacks */
-	return features & 1; /* ARCH_SHSTK_SHSTK */
+	return features & 1;  /* ARCH_SHSTK_SHSTK */
 }
 
 long rg_arch_preempt_init(void)
