@@ -1275,8 +1275,10 @@ static void fin_gated(void *arg)
 static void fin_computer(void *arg)
 {
 	publish_self(&fin.computer);
+	rg_preempt_disable(); /* stays running on its P: a preemption would queue it */
 	atomic_store(&fin.computing, 1);
 	rt_spin_ns(50 * 1000 * 1000);
+	rg_preempt_enable();
 }
 
 static void fin_relay_waiter(void *arg)
