@@ -626,8 +626,8 @@ static struct rg_g *execute(struct rg_m *m, struct rg_g *g, bool inherit, bool *
 	case SWITCH_YIELD:
 		atomic_store_explicit(&g->status, G_RUNNABLE, memory_order_relaxed);
 		rg_globrunqput(m->sched, g);
-		/* Unlike Go we have no sysmon preemption yet to rescue a yielder
-		 * queued behind a goroutine that never yields: let an idle P take it. */
+		/* Unlike Go, wake an idle P: behind a goroutine that never yields the
+		 * yielder would otherwise wait for sysmon's preemption (a time slice). */
 		rg_wakep(m->sched, true);
 		return NULL;
 	case SWITCH_YIELD_LOCAL:
