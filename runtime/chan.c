@@ -1,10 +1,12 @@
 // SPDX-License-Identifier: BSD-2-Clause
 /*
- * Channels: Go's chan.go. One lock per channel guards the buffer ring and the
- * two FIFO wait queues; a sender that finds a parked receiver copies straight
- * into the receiver's destination and readies it into its own P's runnext.
- * Failing non-blocking operations take no lock: they read one word (Go's
- * full/empty), and a closed check ordered after it.
+ * Channels: Go's chan.go, with a lock-free buffer. One lock per channel
+ * guards the two FIFO wait queues and every unbuffered hand-off; a sender
+ * that finds a parked receiver copies straight into the receiver's
+ * destination and readies it into its own P's runnext. A buffered send or
+ * receive with room or data is one CAS on the ring (chanring.h) and takes the
+ * lock only when somebody waits. Failing non-blocking operations take no
+ * lock: they read the state only.
  */
 #include "chan.h"
 
@@ -12,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "chanring.h"
 #include "fatal.h"
 #include "preempt.h"
 #include "probes.h"
@@ -71,11 +74,15 @@ struct rg_sudog *rg_waitq_dequeue(struct rg_waitq *q)
 
 rg_chan *rg_chan_make(size_t elem_size, size_t cap)
 {
-	if (elem_size >= MAX_ELEM_SIZE || (elem_size && cap > MAX_BUF_SIZE / elem_size)) {
+	/* A slot is its stamp and the element, 8-byte aligned for the next stamp;
+	 * elements of size 0 need no slots (chanring.h). */
+	size_t slotsize = elem_size ? (sizeof(struct rg_chanslot) + elem_size + 7) & ~(size_t)7 : 0;
+
+	if (elem_size >= MAX_ELEM_SIZE || (slotsize && cap > MAX_BUF_SIZE / slotsize)) {
 		errno = EINVAL;
 		return NULL;
 	}
-	size_t bufsize = elem_size * cap;
+	size_t bufsize = slotsize * cap;
 	/*
 	 * Header and buffer in one allocation, as Go does for pointer-free
 	 * elements. Plain malloc, not aligned_alloc: glibc's memalign path skips
@@ -90,7 +97,16 @@ rg_chan *rg_chan_make(size_t elem_size, size_t cap)
 	memset(c, 0, hdr);
 	c->cap = cap;
 	c->elemsize = elem_size;
+	c->slotsize = slotsize;
 	c->buf = (unsigned char *)c + hdr;
+	if (cap && elem_size) {
+		uint64_t lap = 1;
+		while (lap <= cap)
+			lap <<= 1;
+		c->one_lap = lap;
+		for (size_t i = 0; i < cap; i++)
+			atomic_init(&ring_slot(c, i)->stamp, i); /* lap 0: free for the sender at i */
+	}
 	return c;
 }
 
@@ -111,7 +127,7 @@ void rg_chan_free(rg_chan *c)
 
 size_t rg_chan_len(rg_chan *c)
 {
-	return c ? atomic_load_explicit(&c->qcount, memory_order_relaxed) : 0;
+	return c && c->cap ? ring_len(c) : 0;
 }
 
 size_t rg_chan_cap(rg_chan *c)
@@ -119,52 +135,143 @@ size_t rg_chan_cap(rg_chan *c)
 	return c ? c->cap : 0;
 }
 
-/* ---- hand-offs with a parked partner ---- */
+/* ---- waking partners ---- */
 
-static void wake(struct rg_sudog *sg, bool success)
+static void push_wake(struct rg_sudog **wake, struct rg_sudog *sg, bool success)
 {
-	struct rg_g *g = sg->g;
-
-	g->param = sg;
 	sg->success = success;
-	rg_ready(g);
+	sg->wakelink = *wake;
+	*wake = sg;
 }
 
-void rg_chan_send_to(struct rg_chan *c, struct rg_sudog *sg, const void *ep,
-		     void (*unlock)(void *), void *arg)
+void rg_chan_wake_all(struct rg_sudog *list)
 {
-	/* The only place one goroutine writes another's stack: the receiver's destination. */
-	if (sg->elem && c->elemsize)
-		rg_elem_copy(sg->elem, ep, c->elemsize);
-	unlock(arg);
-	wake(sg, true);
+	while (list) {
+		struct rg_sudog *sg = list;
+		struct rg_g *g = sg->g;
+		list = sg->wakelink;
+		sg->wakelink = NULL;
+		g->param = sg;
+		rg_ready(g);
+	}
 }
 
-void rg_chan_recv_from(struct rg_chan *c, struct rg_sudog *sg, void *ep,
-		       void (*unlock)(void *), void *arg)
+/* ---- the buffered channel's waiters [c->lock] ---- */
+
+void rg_chan_sync_marks(struct rg_chan *c)
 {
-	if (c->cap == 0) {
+	uint64_t clear = 0;
+
+	if (!atomic_load_explicit(&c->recvq.first, memory_order_relaxed))
+		clear |= RG_CHAN_RECVWAIT;
+	if (!atomic_load_explicit(&c->sendq.first, memory_order_relaxed))
+		clear |= RG_CHAN_SENDWAIT;
+	if (atomic_load_explicit(&c->sendpos, memory_order_relaxed) & clear)
+		atomic_fetch_and_explicit(&c->sendpos, ~clear, memory_order_release);
+	if (atomic_load_explicit(&c->recvpos, memory_order_relaxed) & clear)
+		atomic_fetch_and_explicit(&c->recvpos, ~clear, memory_order_release);
+}
+
+/*
+ * Keep Go's invariants (data buffered ⇒ no parked receiver; room ⇒ no
+ * parked sender): parked receivers take the buffered values, then parked
+ * senders fill the room, both in arrival order, as Go's recv does when it
+ * frees a slot of a full buffer. While a direction is marked only lock
+ * holders claim, so every claim here succeeds (waiting out at most a copy
+ * that a claim made before the mark still has in flight).
+ */
+static void balance(struct rg_chan *c, struct rg_sudog **wake)
+{
+	struct rg_sudog *sg;
+
+	while (atomic_load_explicit(&c->recvq.first, memory_order_relaxed) && ring_nonempty(c)) {
+		if (!(sg = rg_waitq_dequeue(&c->recvq)))
+			break;
+		if (ring_recv(c, sg->elem, true) != RING_OK)
+			rg_fatal("channel: a marked ring lost its element");
+		push_wake(wake, sg, true);
+	}
+	/* After a close, parked senders are failed by close itself. */
+	while (atomic_load_explicit(&c->sendq.first, memory_order_relaxed) &&
+	       !atomic_load_explicit(&c->closed, memory_order_relaxed) && ring_has_room(c)) {
+		if (!(sg = rg_waitq_dequeue(&c->sendq)))
+			break;
+		if (ring_send(c, sg->elem, true) != RING_OK)
+			rg_fatal("channel: a marked ring lost its room");
+		push_wake(wake, sg, true);
+	}
+	/*
+	 * The marks are left alone: a goroutine may have marked a direction and
+	 * not queued yet. Whoever ends a locked operation without queueing
+	 * clears the marks nobody needs (rg_chan_sync_marks).
+	 */
+}
+
+void rg_chan_mark_waiting(struct rg_chan *c, bool send, struct rg_sudog **wake)
+{
+	uint64_t mark = send ? RG_CHAN_SENDWAIT : RG_CHAN_RECVWAIT;
+
+	if (!c->cap)
+		return;
+	atomic_fetch_or_explicit(&c->sendpos, mark, memory_order_seq_cst);
+	atomic_fetch_or_explicit(&c->recvpos, mark, memory_order_seq_cst);
+	balance(c, wake);
+}
+
+/* ---- operations under the lock ---- */
+
+int rg_chan_send_locked(struct rg_chan *c, const void *ep, struct rg_sudog **wake)
+{
+	struct rg_sudog *sg;
+
+	if (atomic_load_explicit(&c->closed, memory_order_relaxed))
+		return -EPIPE;
+	if (c->cap)
+		balance(c, wake);
+	if ((sg = rg_waitq_dequeue(&c->recvq)) != NULL) {
+		/* The only place one goroutine writes another's stack: the receiver's destination. */
+		if (sg->elem && c->elemsize)
+			rg_elem_copy(sg->elem, ep, c->elemsize);
+		push_wake(wake, sg, true);
+		return 0;
+	}
+	/* Parked senders go first; balance left them queued only on a full ring. */
+	if (c->cap && !atomic_load_explicit(&c->sendq.first, memory_order_relaxed) &&
+	    ring_send(c, ep, true) == RING_OK)
+		return 0;
+	return -EAGAIN;
+}
+
+int rg_chan_recv_locked(struct rg_chan *c, void *ep, struct rg_sudog **wake)
+{
+	struct rg_sudog *sg;
+
+	if (c->cap) {
+		balance(c, wake);
+		switch (ring_recv(c, ep, true)) {
+		case RING_OK:
+			balance(c, wake); /* the room taken by a parked sender, as Go's recv does */
+			return 1;
+		case RING_CLOSED:
+			if (ep && c->elemsize)
+				memset(ep, 0, c->elemsize);
+			return 0;
+		default:
+			return -EAGAIN;
+		}
+	}
+	if (atomic_load_explicit(&c->closed, memory_order_relaxed)) {
+		if (ep && c->elemsize)
+			memset(ep, 0, c->elemsize);
+		return 0;
+	}
+	if ((sg = rg_waitq_dequeue(&c->sendq)) != NULL) {
 		if (ep && c->elemsize)
 			rg_elem_copy(ep, sg->elem, c->elemsize);
-	} else {
-		/* Full buffer: take its head and put the sender's value at its tail,
-		 * which is the same slot; the queue order stays FIFO. */
-		unsigned char *qp = rg_chanbuf(c, c->recvx);
-		if (ep && c->elemsize)
-			rg_elem_copy(ep, qp, c->elemsize);
-		if (c->elemsize)
-			rg_elem_copy(qp, sg->elem, c->elemsize);
-		if (++c->recvx == c->cap)
-			c->recvx = 0;
-		c->sendx = c->recvx;
+		push_wake(wake, sg, true);
+		return 1;
 	}
-	unlock(arg);
-	wake(sg, true);
-}
-
-static void unlock_chan(void *c)
-{
-	rg_spin_unlock(&((struct rg_chan *)c)->lock);
+	return -EAGAIN;
 }
 
 static bool chan_park_commit(struct rg_g *g, void *c)
@@ -180,6 +287,58 @@ __attribute__((noreturn)) static void park_forever(enum rg_wait_reason reason)
 	rg_fatal("goroutine woken from a nil-channel wait");
 }
 
+/*
+ * The blocking slow path of both directions: under the lock, try; mark the
+ * direction as waited on and try again (an operation that raced with the mark
+ * is visible now, and one after it will serve us); then queue and park.
+ */
+static int chan_block(struct rg_chan *c, void *ep, bool send)
+{
+	struct rg_sudog *wake = NULL;
+	struct rg_g *g = rg_getg();
+	bool marked = false; /* in this hold of the lock: another holder may clear it */
+	int r;
+
+	rg_spin_lock(&c->lock);
+	for (;;) {
+		r = send ? rg_chan_send_locked(c, ep, &wake) : rg_chan_recv_locked(c, ep, &wake);
+		if (r != -EAGAIN) {
+			if (c->cap)
+				rg_chan_sync_marks(c);
+			rg_spin_unlock(&c->lock);
+			rg_chan_wake_all(wake);
+			return r;
+		}
+		if (marked && !wake)
+			break;
+		if (!marked) {
+			rg_chan_mark_waiting(c, send, &wake);
+			marked = true;
+		}
+		if (wake) {
+			/* Partners must not be readied under the lock: do it, then look again. */
+			rg_spin_unlock(&c->lock);
+			rg_chan_wake_all(wake);
+			wake = NULL;
+			marked = false;
+			rg_spin_lock(&c->lock);
+		}
+	}
+
+	if (!g)
+		rg_fatal(send ? "channel send outside a goroutine" : "channel receive outside a goroutine");
+	struct rg_sudog me = {.g = g, .elem = ep, .c = c};
+	g->param = NULL;
+	rg_waitq_enqueue(send ? &c->sendq : &c->recvq, &me);
+	rg_park(chan_park_commit, c, send ? WAIT_CHAN_SEND : WAIT_CHAN_RECV, c);
+	if (g->param != &me)
+		rg_fatal(send ? "chansend: spurious wakeup" : "chanrecv: spurious wakeup");
+	g->param = NULL;
+	if (send)
+		return me.success ? 0 : -EPIPE;
+	return me.success ? 1 : 0;
+}
+
 /* ---- send ---- */
 
 static int chansend(struct rg_chan *c, const void *ep, bool block)
@@ -190,50 +349,45 @@ static int chansend(struct rg_chan *c, const void *ep, bool block)
 		park_forever(WAIT_CHAN_SEND_NIL);
 	}
 
-	/*
-	 * Fast failure: an open channel that is not ready for sending. Reading
-	 * closed after full is enough: a closed channel never goes back to
-	 * "ready to send", so the answer was true at some moment between the reads.
-	 */
-	if (!block && !atomic_load_explicit(&c->closed, memory_order_relaxed) && rg_chan_full(c))
+	if (c->cap) {
+		switch (ring_send(c, ep, false)) {
+		case RING_OK:
+			return 0;
+		case RING_CLOSED:
+			return -EPIPE;
+		case RING_FULL:
+			if (!block)
+				return -EAGAIN; /* read-only: nothing was claimed */
+			break;
+		case RING_SLOW:
+			/* Somebody waits. Parked senders mean a full ring, unless a
+			 * receive is being served; parked receivers get a hand-off. */
+			if (!block && !ring_has_room(c))
+				return -EAGAIN;
+			break;
+		default:
+			break;
+		}
+	} else if (!block && !atomic_load_explicit(&c->closed, memory_order_relaxed) &&
+		   rg_chan_full(c)) {
+		/*
+		 * Fast failure: an open channel that is not ready for sending. Reading
+		 * closed after full is enough: a closed channel never goes back to
+		 * "ready to send", so the answer was true at some moment between the reads.
+		 */
 		return -EAGAIN;
+	}
 
+	if (block)
+		return chan_block(c, (void *)ep, true);
+	struct rg_sudog *wake = NULL;
 	rg_spin_lock(&c->lock);
-	if (atomic_load_explicit(&c->closed, memory_order_relaxed)) {
-		rg_spin_unlock(&c->lock);
-		return -EPIPE;
-	}
-	struct rg_sudog *sg = rg_waitq_dequeue(&c->recvq);
-	if (sg) {
-		rg_chan_send_to(c, sg, ep, unlock_chan, c);
-		return 0;
-	}
-	size_t q = atomic_load_explicit(&c->qcount, memory_order_relaxed);
-	if (q < c->cap) {
-		if (c->elemsize)
-			rg_elem_copy(rg_chanbuf(c, c->sendx), ep, c->elemsize);
-		if (++c->sendx == c->cap)
-			c->sendx = 0;
-		atomic_store_explicit(&c->qcount, q + 1, memory_order_relaxed);
-		rg_spin_unlock(&c->lock);
-		return 0;
-	}
-	if (!block) {
-		rg_spin_unlock(&c->lock);
-		return -EAGAIN;
-	}
-
-	struct rg_g *g = rg_getg();
-	if (!g)
-		rg_fatal("channel send outside a goroutine");
-	struct rg_sudog me = {.g = g, .elem = (void *)ep, .c = c};
-	g->param = NULL;
-	rg_waitq_enqueue(&c->sendq, &me);
-	rg_park(chan_park_commit, c, WAIT_CHAN_SEND, c);
-	if (g->param != &me)
-		rg_fatal("chansend: spurious wakeup");
-	g->param = NULL;
-	return me.success ? 0 : -EPIPE;
+	int r = rg_chan_send_locked(c, ep, &wake);
+	if (c->cap)
+		rg_chan_sync_marks(c);
+	rg_spin_unlock(&c->lock);
+	rg_chan_wake_all(wake);
+	return r;
 }
 
 int rg_chan_send(rg_chan *c, const void *elem)
@@ -260,14 +414,36 @@ static int chanrecv(struct rg_chan *c, void *ep, bool block)
 		park_forever(WAIT_CHAN_RECV_NIL);
 	}
 
-	/* Fast failure: nothing to receive and not closed. */
-	if (!block && rg_chan_empty(c)) {
-		/* The closed load must follow the empty check (acquire), or a
-		 * send-then-close seen in the other order would look closed. */
+	if (c->cap) {
+		switch (ring_recv(c, ep, false)) {
+		case RING_OK:
+			return 1;
+		case RING_CLOSED:
+			if (ep && c->elemsize)
+				memset(ep, 0, c->elemsize);
+			return 0;
+		case RING_EMPTY:
+			if (!block)
+				return -EAGAIN; /* read-only: nothing was claimed */
+			break;
+		case RING_SLOW:
+			/* Somebody waits. Parked receivers mean an empty ring, unless a
+			 * send is being served; a closed channel has none left. */
+			if (!block && !ring_nonempty(c) &&
+			    !(atomic_load_explicit(&c->sendpos, memory_order_acquire) & RG_CHAN_CLOSED))
+				return -EAGAIN;
+			break;
+		default:
+			break;
+		}
+	} else if (!block && rg_chan_empty(c)) {
+		/* Fast failure: nothing to receive and not closed. The closed load must
+		 * follow the empty check (acquire), or a send-then-close seen in the
+		 * other order would look closed. */
 		if (!atomic_load_explicit(&c->closed, memory_order_acquire))
 			return -EAGAIN;
-		/* Closed: data sent before the close may have arrived between the
-		 * two loads, so look again; still empty means closed and drained. */
+		/* Closed: a sender parked before the close may have been taken between
+		 * the two loads, so look again; still empty means closed and drained. */
 		if (rg_chan_empty(c)) {
 			if (ep && c->elemsize)
 				memset(ep, 0, c->elemsize);
@@ -275,46 +451,16 @@ static int chanrecv(struct rg_chan *c, void *ep, bool block)
 		}
 	}
 
+	if (block)
+		return chan_block(c, ep, false);
+	struct rg_sudog *wake = NULL;
 	rg_spin_lock(&c->lock);
-	if (atomic_load_explicit(&c->closed, memory_order_relaxed) &&
-	    atomic_load_explicit(&c->qcount, memory_order_relaxed) == 0) {
-		rg_spin_unlock(&c->lock);
-		if (ep && c->elemsize)
-			memset(ep, 0, c->elemsize);
-		return 0;
-	}
-	struct rg_sudog *sg = rg_waitq_dequeue(&c->sendq);
-	if (sg) {
-		rg_chan_recv_from(c, sg, ep, unlock_chan, c);
-		return 1;
-	}
-	size_t q = atomic_load_explicit(&c->qcount, memory_order_relaxed);
-	if (q > 0) {
-		unsigned char *qp = rg_chanbuf(c, c->recvx);
-		if (ep && c->elemsize)
-			rg_elem_copy(ep, qp, c->elemsize);
-		if (++c->recvx == c->cap)
-			c->recvx = 0;
-		atomic_store_explicit(&c->qcount, q - 1, memory_order_relaxed);
-		rg_spin_unlock(&c->lock);
-		return 1;
-	}
-	if (!block) {
-		rg_spin_unlock(&c->lock);
-		return -EAGAIN;
-	}
-
-	struct rg_g *g = rg_getg();
-	if (!g)
-		rg_fatal("channel receive outside a goroutine");
-	struct rg_sudog me = {.g = g, .elem = ep, .c = c};
-	g->param = NULL;
-	rg_waitq_enqueue(&c->recvq, &me);
-	rg_park(chan_park_commit, c, WAIT_CHAN_RECV, c);
-	if (g->param != &me)
-		rg_fatal("chanrecv: spurious wakeup");
-	g->param = NULL;
-	return me.success ? 1 : 0;
+	int r = rg_chan_recv_locked(c, ep, &wake);
+	if (c->cap)
+		rg_chan_sync_marks(c);
+	rg_spin_unlock(&c->lock);
+	rg_chan_wake_all(wake);
+	return r;
 }
 
 int rg_chan_recv(rg_chan *c, void *out)
@@ -335,7 +481,7 @@ int rg_chan_tryrecv(rg_chan *c, void *out)
 
 int rg_chan_close(rg_chan *c)
 {
-	struct rg_sudog *wake_list = NULL, *sg;
+	struct rg_sudog *wake = NULL, *sg;
 
 	if (!c)
 		return -EINVAL;
@@ -344,28 +490,28 @@ int rg_chan_close(rg_chan *c)
 		rg_spin_unlock(&c->lock);
 		return -EPIPE;
 	}
+	if (c->cap) {
+		/* Stop new claims. While receivers are parked nobody claims without
+		 * the lock, so none has a value in flight that they should get. */
+		atomic_fetch_or_explicit(&c->sendpos, RG_CHAN_CLOSED, memory_order_seq_cst);
+	}
 	atomic_store_explicit(&c->closed, 1, memory_order_release);
 
-	/* Every receiver gets the zero value, every sender "closed". */
+	/* Every other receiver gets the zero value, every sender "closed". */
 	while ((sg = rg_waitq_dequeue(&c->recvq)) != NULL) {
 		if (sg->elem && c->elemsize)
 			memset(sg->elem, 0, c->elemsize);
-		sg->closelink = wake_list;
-		wake_list = sg;
+		push_wake(&wake, sg, false);
 	}
 	while ((sg = rg_waitq_dequeue(&c->sendq)) != NULL) {
 		sg->elem = NULL;
-		sg->closelink = wake_list;
-		wake_list = sg;
+		push_wake(&wake, sg, false);
 	}
+	if (c->cap)
+		rg_chan_sync_marks(c);
 	rg_spin_unlock(&c->lock);
 
 	/* Ready them only now: never wake a goroutine while holding a channel lock. */
-	while (wake_list) {
-		sg = wake_list;
-		wake_list = sg->closelink;
-		sg->closelink = NULL;
-		wake(sg, false);
-	}
+	rg_chan_wake_all(wake);
 	return 0;
 }

@@ -18,7 +18,7 @@ struct rg_sudog {
 	void *elem;		      /* send: the value; recv: the destination (may be NULL) */
 	struct rg_chan *c;
 	struct rg_sudog *waitlink; /* select: the goroutine's other sudogs, in lock order */
-	struct rg_sudog *closelink; /* close's list of sudogs to wake */
+	struct rg_sudog *wakelink; /* a list of sudogs to ready once the lock is dropped */
 	int case_index;
 	bool is_select;
 	bool queued;  /* in a waitq now [c->lock] */
@@ -31,13 +31,39 @@ struct rg_waitq {
 	struct rg_sudog *last;
 };
 
+/*
+ * A buffered channel's ring (docs/design.md §9): a bounded MPMC queue of
+ * stamped slots (Vyukov's, with crossbeam's lap|index stamps so any capacity
+ * works without a division). Senders claim a slot with one CAS on sendpos,
+ * receivers with one CAS on recvpos; neither takes the lock while nobody
+ * waits. The high bits of both positions say somebody waits: a fast path's
+ * CAS carries them, so it fails once a goroutine is about to park, and the
+ * operation goes to the lock. A claim is thus never followed by a look at
+ * the channel: its last access is the stamp store that hands the slot on, so
+ * a channel may be freed as soon as its last value is received.
+ */
+#define RG_CHAN_CLOSED (1ull << 63)   /* in sendpos: no claim succeeds any more */
+#define RG_CHAN_SENDWAIT (1ull << 62) /* in both: senders are parked, new ones queue */
+#define RG_CHAN_RECVWAIT (1ull << 61) /* in both: receivers are parked, new ones queue */
+#define RG_CHAN_WAITING (RG_CHAN_SENDWAIT | RG_CHAN_RECVWAIT)
+#define RG_CHAN_STAMP ((1ull << 61) - 1)
+
+struct rg_chanslot {
+	_Atomic uint64_t stamp; /* lap|index: free for the sender at stamp, full for the receiver at stamp-1 */
+	unsigned char elem[];
+};
+
 struct rg_chan {
+	/* Senders' and receivers' words on different cache lines (64 bytes apart). */
+	_Atomic uint64_t sendpos; /* buffered: next stamp to send | CLOSED | WAITING */
+	unsigned char pad_send[56];
+	_Atomic uint64_t recvpos; /* buffered: next stamp to receive | WAITING */
 	struct rg_spinlock lock;
 	_Atomic uint32_t closed;
-	_Atomic size_t qcount; /* elements in buf; read without the lock by len and fast paths */
-	size_t cap;	       /* immutable */
-	size_t elemsize;       /* immutable */
-	size_t sendx, recvx;   /* ring indices [lock] */
+	size_t cap;	 /* immutable */
+	size_t elemsize; /* immutable */
+	size_t slotsize; /* immutable: stamp + element, 8-byte aligned */
+	uint64_t one_lap; /* immutable: the smallest power of two above cap */
 	struct rg_waitq recvq, sendq;
 	unsigned char *buf;
 	/* A channel owned by something else (rg_after's timer): rg_chan_free calls release first. */
@@ -51,11 +77,31 @@ struct rg_sudog *rg_waitq_dequeue(struct rg_waitq *q);
 /* Remove sg, which must be in q. */
 void rg_waitq_remove(struct rg_waitq *q, struct rg_sudog *sg);
 
-/* Hand-offs with a dequeued partner; they release the lock(s) through unlock(arg). */
-void rg_chan_send_to(struct rg_chan *c, struct rg_sudog *sg, const void *ep,
-		     void (*unlock)(void *), void *arg);
-void rg_chan_recv_from(struct rg_chan *c, struct rg_sudog *sg, void *ep,
-		       void (*unlock)(void *), void *arg);
+/*
+ * Operations under c->lock that never block, shared by chan.c and select.c.
+ * Partners they complete are pushed on *wake (through wakelink) and must be
+ * readied with rg_chan_wake_all once every lock is dropped.
+ *   send: 0 sent, -EPIPE closed, -EAGAIN it would block;
+ *   recv: 1 a value, 0 closed and drained (*ep zeroed), -EAGAIN it would block.
+ */
+int rg_chan_send_locked(struct rg_chan *c, const void *ep, struct rg_sudog **wake);
+int rg_chan_recv_locked(struct rg_chan *c, void *ep, struct rg_sudog **wake);
+
+/*
+ * Before parking on a buffered channel [c->lock]: mark the direction as
+ * waited on in both positions, so that every later fast claim fails and goes
+ * to the lock, then serve what is due to parked partners. After it, the
+ * caller must look again (the *_locked call) before it queues, in the same
+ * hold of the lock (another holder may clear a mark nobody is queued for).
+ * The mark and a fast claim are RMWs of the same word, so one of them comes
+ * first: a claim before the mark is seen by the second look (which waits out
+ * its copy), a claim after it fails.
+ */
+void rg_chan_mark_waiting(struct rg_chan *c, bool send, struct rg_sudog **wake);
+/* Clear the marks of directions nobody waits on any more [c->lock]. */
+void rg_chan_sync_marks(struct rg_chan *c);
+
+void rg_chan_wake_all(struct rg_sudog *list);
 
 /* Element copy: word-sized elements (the common case) without a call to memcpy. */
 static inline void rg_elem_copy(void *dst, const void *src, size_t n)
@@ -77,24 +123,15 @@ static inline void rg_elem_copy(void *dst, const void *src, size_t n)
 	}
 }
 
-static inline unsigned char *rg_chanbuf(struct rg_chan *c, size_t i)
-{
-	return c->buf + i * c->elemsize;
-}
-
-/* Failing-fast-path predicates (Go's full and empty): a single relaxed read each. */
+/* Failing-fast-path predicates of unbuffered channels (Go's full and empty). */
 static inline bool rg_chan_full(struct rg_chan *c)
 {
-	if (c->cap == 0)
-		return atomic_load_explicit(&c->recvq.first, memory_order_relaxed) == NULL;
-	return atomic_load_explicit(&c->qcount, memory_order_relaxed) == c->cap;
+	return atomic_load_explicit(&c->recvq.first, memory_order_relaxed) == NULL;
 }
 
 static inline bool rg_chan_empty(struct rg_chan *c)
 {
-	if (c->cap == 0)
-		return atomic_load_explicit(&c->sendq.first, memory_order_relaxed) == NULL;
-	return atomic_load_explicit(&c->qcount, memory_order_relaxed) == 0;
+	return atomic_load_explicit(&c->sendq.first, memory_order_relaxed) == NULL;
 }
 
 #endif /* RINGO_CHAN_H */

@@ -88,6 +88,47 @@ static void selunlock(void *arg)
 	}
 }
 
+/*
+ * A select with a default must find no case ready at one instant, as Go's
+ * does with every channel locked. The locks hold unbuffered channels still,
+ * but a buffered one's fast paths move without the lock: pass 1 runs between
+ * two reads of every buffered channel's positions, and is repeated if any
+ * moved (a double collect). Positions only grow, and their flag bits change
+ * only under the lock we hold, so equal means untouched.
+ */
+static void snapshot(const struct selstate *s, uint64_t *snap)
+{
+	for (size_t i = 0; i < s->nlock; i++) {
+		struct rg_chan *c = s->cases[s->lockorder[i]].chan;
+		if (c->cap) {
+			snap[2 * i] = atomic_load_explicit(&c->sendpos, memory_order_seq_cst);
+			snap[2 * i + 1] = atomic_load_explicit(&c->recvpos, memory_order_seq_cst);
+		}
+	}
+}
+
+static bool snapshot_moved(const struct selstate *s, const uint64_t *snap)
+{
+	for (size_t i = 0; i < s->nlock; i++) {
+		struct rg_chan *c = s->cases[s->lockorder[i]].chan;
+		if (c->cap &&
+		    (atomic_load_explicit(&c->sendpos, memory_order_seq_cst) != snap[2 * i] ||
+		     atomic_load_explicit(&c->recvpos, memory_order_seq_cst) != snap[2 * i + 1]))
+			return true;
+	}
+	return false;
+}
+
+/* Clear the waiting marks nobody needs on the buffered channels [locked]. */
+static void sync_marks(const struct selstate *s)
+{
+	for (size_t i = 0; i < s->nlock; i++) {
+		struct rg_chan *c = s->cases[s->lockorder[i]].chan;
+		if (c->cap)
+			rg_chan_sync_marks(c);
+	}
+}
+
 static bool selpark_commit(struct rg_g *g, void *arg)
 {
 	(void)g;
@@ -99,6 +140,8 @@ int rg_select(rg_case *cases, size_t n, bool has_default)
 {
 	uint32_t poll_small[STACK_CASES], lock_small[STACK_CASES];
 	struct rg_sudog sg_small[STACK_CASES];
+	uint64_t snap_small[2 * STACK_CASES];
+	uint64_t *snap = snap_small;
 	uint32_t *pollorder = poll_small;
 	struct rg_sudog *sgs = sg_small;
 	struct selstate s = {.cases = cases, .lockorder = lock_small};
@@ -114,7 +157,8 @@ int rg_select(rg_case *cases, size_t n, bool has_default)
 		pollorder = malloc(n * sizeof(*pollorder));
 		s.lockorder = malloc(n * sizeof(*s.lockorder));
 		sgs = malloc(n * sizeof(*sgs));
-		if (!pollorder || !s.lockorder || !sgs) {
+		snap = malloc(2 * n * sizeof(*snap));
+		if (!pollorder || !s.lockorder || !sgs || !snap) {
 			ret = -ENOMEM;
 			goto out;
 		}
@@ -141,68 +185,54 @@ int rg_select(rg_case *cases, size_t n, bool has_default)
 	s.nlock = npoll;
 	sort_lockorder(&s);
 
+	struct rg_sudog *wake = NULL;
+	bool marked = false; /* in this hold of the locks: another holder may clear the marks */
 	sellock(&s);
-
-	/* Pass 1: the first ready case in poll order wins. */
-	for (size_t k = 0; k < npoll; k++) {
-		uint32_t i = pollorder[k];
-		rg_case *cs = &cases[i];
-		struct rg_chan *c = cs->chan;
-		struct rg_sudog *sg;
-		ret = (int)i;
-		if (cs->dir == RG_CASE_RECV) {
-			if ((sg = rg_waitq_dequeue(&c->sendq)) != NULL) {
-				cs->result = 1;
-				rg_chan_recv_from(c, sg, cs->elem, selunlock, &s);
-				goto out;
-			}
-			size_t q = atomic_load_explicit(&c->qcount, memory_order_relaxed);
-			if (q > 0) {
-				unsigned char *qp = rg_chanbuf(c, c->recvx);
-				if (cs->elem && c->elemsize)
-					rg_elem_copy(cs->elem, qp, c->elemsize);
-				if (++c->recvx == c->cap)
-					c->recvx = 0;
-				atomic_store_explicit(&c->qcount, q - 1, memory_order_relaxed);
-				cs->result = 1;
-				selunlock(&s);
-				goto out;
-			}
-			if (atomic_load_explicit(&c->closed, memory_order_relaxed)) {
-				selunlock(&s);
-				if (cs->elem && c->elemsize)
-					memset(cs->elem, 0, c->elemsize);
-				cs->result = 0;
-				goto out;
-			}
-		} else {
-			if (atomic_load_explicit(&c->closed, memory_order_relaxed)) {
-				selunlock(&s);
-				cs->result = -EPIPE;
-				goto out;
-			}
-			if ((sg = rg_waitq_dequeue(&c->recvq)) != NULL) {
-				cs->result = 0;
-				rg_chan_send_to(c, sg, cs->elem, selunlock, &s);
-				goto out;
-			}
-			size_t q = atomic_load_explicit(&c->qcount, memory_order_relaxed);
-			if (q < c->cap) {
-				if (c->elemsize)
-					rg_elem_copy(rg_chanbuf(c, c->sendx), cs->elem, c->elemsize);
-				if (++c->sendx == c->cap)
-					c->sendx = 0;
-				atomic_store_explicit(&c->qcount, q + 1, memory_order_relaxed);
-				cs->result = 0;
-				selunlock(&s);
-				goto out;
+	for (;;) {
+		if (has_default)
+			snapshot(&s, snap);
+		/* Pass 1: the first ready case in poll order wins. */
+		for (size_t k = 0; k < npoll; k++) {
+			uint32_t i = pollorder[k];
+			rg_case *cs = &cases[i];
+			int r = cs->dir == RG_CASE_RECV ? rg_chan_recv_locked(cs->chan, cs->elem, &wake)
+							: rg_chan_send_locked(cs->chan, cs->elem, &wake);
+			if (r != -EAGAIN) {
+				cs->result = r;
+				ret = (int)i;
+				goto done_locked;
 			}
 		}
-	}
-	if (has_default) {
-		selunlock(&s);
-		ret = -EAGAIN;
-		goto out;
+		if (has_default) {
+			/* None was ready, in one instant: unless the snapshot moved. */
+			if (!snapshot_moved(&s, snap)) {
+				ret = -EAGAIN;
+				goto done_locked;
+			}
+			continue;
+		}
+		if (marked && !wake)
+			break;
+		/*
+		 * Mark every buffered channel as waited on before queueing, then look
+		 * again (chan.h): a fast operation that raced with a mark is seen by
+		 * the second pass 1, and one after it will find our sudog.
+		 */
+		if (!marked) {
+			for (size_t k = 0; k < npoll; k++) {
+				rg_case *cs = &cases[s.lockorder[k]];
+				rg_chan_mark_waiting(cs->chan, cs->dir == RG_CASE_SEND, &wake);
+			}
+			marked = true;
+		}
+		if (wake) {
+			sync_marks(&s);
+			selunlock(&s);
+			rg_chan_wake_all(wake);
+			wake = NULL;
+			marked = false;
+			sellock(&s);
+		}
 	}
 
 	/* Pass 2: queue on every channel, in lock order, and park. */
@@ -238,6 +268,7 @@ int rg_select(rg_case *cases, size_t n, bool has_default)
 								: &sg->c->recvq,
 					sg);
 	}
+	sync_marks(&s);
 	selunlock(&s);
 	ret = won->case_index;
 	if (cases[ret].dir == RG_CASE_SEND)
@@ -245,11 +276,18 @@ int rg_select(rg_case *cases, size_t n, bool has_default)
 	else
 		cases[ret].result = won->success ? 1 : 0;
 
+	goto out;
+
+done_locked:
+	sync_marks(&s);
+	selunlock(&s);
+	rg_chan_wake_all(wake);
 out:
 	if (pollorder != poll_small) {
 		free(pollorder);
 		free(s.lockorder);
 		free(sgs);
+		free(snap);
 	}
 	if (ret == -EAGAIN)
 		rg_preempt_poll(); /* a polling loop: a safe point (preempt.h) */

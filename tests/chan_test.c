@@ -1493,4 +1493,145 @@ TEST_F_TIMEOUT(chan, waiters_served_fifo, 120)
 	RT_EXPECT_NO_ERRS(&errs);
 }
 
+/*
+ * The lock-free buffer against parked goroutines and close (docs/design.md
+ * §9). Senders' fast paths claim slots while receivers park and a closer
+ * races them: every send that returned 0 reaches exactly one receiver, no
+ * receiver sees "closed" before the values sent ahead of the close, and no
+ * send succeeds after it. Elements of 8 bytes (slots) and 0 bytes (counts).
+ */
+#define BC_ROUNDS RT_TSAN_SCALE(3000, 200)
+#define BC_RECEIVERS 3
+#define BC_SENDERS 2
+#define BC_VALUES 4
+
+static struct {
+	rg_wg wg;
+	atomic_long got, sent;
+	atomic_int late; /* a value after "closed" */
+} bc;
+
+static void bc_receiver(void *arg)
+{
+	rg_chan *c = arg;
+	long v;
+	int rc;
+
+	while ((rc = rg_chan_recv(c, &v)) == 1) {
+		atomic_fetch_add(&bc.got, 1);
+	}
+	CHECK(rc == 0, "recv rc %d", rc);
+	/* Closed and drained stays so. */
+	if (rg_chan_tryrecv(c, &v) != 0)
+		atomic_fetch_add(&bc.late, 1);
+	rg_wg_done(&bc.wg);
+}
+
+static void bc_sender(void *arg)
+{
+	rg_chan *c = arg;
+
+	for (long v = 1; v <= BC_VALUES; v++) {
+		int rc = rg_chan_send(c, &v);
+		if (rc == -EPIPE)
+			break;
+		CHECK(rc == 0, "send rc %d", rc);
+		atomic_fetch_add(&bc.sent, 1);
+	}
+	rg_wg_done(&bc.wg);
+}
+
+static void bc_main(void *arg)
+{
+	for (int r = 0; r < BC_ROUNDS; r++) {
+		size_t elem = r & 1 ? 0 : sizeof(long);
+		rg_chan *c = rg_chan_make(elem, 1 + (size_t)r % 3);
+
+		rg_wg_add(&bc.wg, BC_RECEIVERS + BC_SENDERS);
+		for (int i = 0; i < BC_RECEIVERS; i++)
+			rg_go(bc_receiver, c);
+		/* Half the rounds wait until every receiver is parked first. */
+		if (r & 2)
+			CHECK(rt_chan_await(c, RG_CASE_RECV, BC_RECEIVERS, NULL), "receivers park");
+		long sent0 = atomic_load(&bc.sent);
+		for (int i = 0; i < BC_SENDERS; i++)
+			rg_go(bc_sender, c);
+		/* Close while the senders run: after a varying number of their sends. */
+		while (atomic_load(&bc.sent) - sent0 < r % (BC_SENDERS * BC_VALUES))
+			rg_yield();
+		CHECK(rg_chan_close(c) == 0, "close");
+		rg_wg_wait(&bc.wg);
+		CHECK(rg_chan_len(c) == 0, "len %zu after drain", rg_chan_len(c));
+		rg_chan_free(c);
+	}
+	CHECK(atomic_load(&bc.got) == atomic_load(&bc.sent), "received %ld of %ld sent",
+	      atomic_load(&bc.got), atomic_load(&bc.sent));
+}
+
+TEST_F_TIMEOUT(chan, buffered_close_keeps_values_for_parked_receivers, 120)
+{
+	rg_maxprocs(2);
+	ASSERT_EQ(0, rg_run(bc_main, NULL));
+	RT_EXPECT_NO_ERRS(&errs);
+	EXPECT_EQ(0, atomic_load(&bc.late));
+}
+
+/*
+ * A parked receiver and a sender's fast path meet in the Dekker window
+ * (the mark against the claim): a ping-pong over two one-slot channels on
+ * two Ps. The main goroutine polls for the ack (it never parks, so the two
+ * really run in parallel) and sends the next value while the worker, having
+ * just acked, parks for it. A lost wake-up leaves the value in the ring and
+ * the worker parked for good; the poll's deadline turns that into a failure.
+ */
+#define BP_ROUNDS RT_TSAN_SCALE(50000, 5000)
+
+static struct {
+	rg_chan *c, *ack;
+	long bad;
+} bp;
+
+static void bp_worker(void *arg)
+{
+	for (long i = 0; i < BP_ROUNDS; i++) {
+		long v = -1;
+		if (rg_chan_recv(bp.c, &v) != 1 || v != i) {
+			bp.bad++;
+			return;
+		}
+		rg_chan_send(bp.ack, &v);
+	}
+}
+
+static void bp_main(void *arg)
+{
+	bp.c = rg_chan_make(sizeof(long), 1);
+	bp.ack = rg_chan_make(sizeof(long), 1);
+	rg_go(bp_worker, NULL);
+	for (long i = 0; i < BP_ROUNDS; i++) {
+		uint64_t deadline = rt_now_ns() + RT_AWAIT_NS;
+		long v = -1;
+		int rc;
+
+		rg_chan_send(bp.c, &i);
+		while ((rc = rg_chan_tryrecv(bp.ack, &v)) == -EAGAIN && rt_now_ns() < deadline)
+			;
+		if (rc != 1 || v != i) {
+			CHECK(0, "round %ld: ack rc %d value %ld (a lost wake-up?)", i, rc, v);
+			rg_chan_close(bp.c); /* let the worker go */
+			return;
+		}
+	}
+	CHECK(bp.bad == 0, "%ld bad receives", bp.bad);
+	rg_chan_free(bp.c);
+	rg_chan_free(bp.ack);
+}
+
+TEST_F_TIMEOUT(chan, buffered_ping_pong_races_park, 120)
+{
+	rg_maxprocs(2);
+	ASSERT_EQ(0, rg_run(bp_main, NULL));
+	RT_EXPECT_NO_ERRS(&errs);
+}
+
 TEST_HARNESS_MAIN
