@@ -17,6 +17,9 @@
  *    to goroutine 1 with its M holding a P;
  *  - iolat: 50 rg_read()s of a pipe through the poller: ringo-iolat's total
  *    histogram must count them.
+ * Nothing sleeps to synchronise: a target prints "ready" once in position and
+ * waits for the test's go on stdin; a tool prints its "Hit Ctrl-C" header once
+ * its probes are attached (ringo-offcpu once sysmon's first snapshot is in).
  * Every test skips, with the reason, when not root, when the tools were not
  * built (-Dbpf=disabled or no clang/bpftool/libbpf) or when BPF cannot load.
  */
@@ -31,6 +34,7 @@
 
 #include "rg_test.h"
 #include "runtime.h"
+#include "chan.h"
 
 #define MS 1000000LL
 
@@ -60,6 +64,26 @@ static void noop(void *arg)
 {
 }
 
+/* Tell the test we are in position ("ready"), then wait for its go (a byte on stdin). */
+static bool ready_and_wait_go(void)
+{
+	char c;
+
+	printf("ready\n");
+	fflush(stdout);
+	return read(0, &c, 1) == 1;
+}
+
+/* Both Ps run our never-yielding goroutines, no M spins, every other M is idle. */
+static bool settled(struct rg_sched *s)
+{
+	rg_lock(&s->lock);
+	bool ok = atomic_load(&s->npidle) == 0 && atomic_load(&s->nmspinning) == 0 &&
+		  s->nmidle == s->mcount - atomic_load(&s->gomaxprocs);
+	rg_unlock(&s->lock);
+	return ok;
+}
+
 /* Print the scheduler's state as schedtrace's tail, read inside the runtime. */
 static void print_state(void)
 {
@@ -87,7 +111,10 @@ static void sched_main(void *arg)
 	/* Both Ps busy from here on: the first goes to runnext, then to the ring. */
 	for (int i = 0; i < 5; i++)
 		rg_go(noop, NULL);
-	rt_spin_ns(300 * MS); /* let idle Ms settle */
+	/* Spin (this P stays busy) until the Ms settle; nothing wakes them after that. */
+	for (uint64_t end = rt_now_ns() + 10000 * MS;
+	     !settled(rg_sched_current()) && rt_now_ns() < end;)
+		rt_spin_ns(MS);
 	print_state();
 	spin_until_stdin();
 }
@@ -111,12 +138,14 @@ static void runqlat_main(void *arg)
 	char c;
 	int v = 0;
 
-	if (read(0, &c, 1) != 1)
+	if (!ready_and_wait_go())
 		return;
 	wake_ch = rg_chan_make(sizeof(int), 0);
 	done_ch = rg_chan_make(sizeof(int), 0);
 	rg_go(sleeper, NULL);
-	rg_sleep(MS); /* the sleeper runs and waits in rg_chan_recv */
+	/* Our one P goes to the sleeper until it parks in rg_chan_recv. */
+	while (!atomic_load(&wake_ch->recvq.first))
+		rg_yield();
 	uint64_t readied_at[12];
 	for (int i = 0; i < 12; i++) {
 		v = i;
@@ -141,7 +170,7 @@ static void offcpu_main(void *arg)
 {
 	char c;
 
-	if (read(0, &c, 1) != 1)
+	if (!ready_and_wait_go())
 		return;
 	for (int i = 0; i < 5; i++) {
 		struct timespec ts = {0, 20 * MS};
@@ -190,7 +219,7 @@ static void iolat_main(void *arg)
 {
 	char c;
 
-	if (read(0, &c, 1) != 1)
+	if (!ready_and_wait_go())
 		return;
 	iolat_main_io(false);
 	printf("done\n");
@@ -264,8 +293,7 @@ static int run_target(const char *name)
 		fn = iolat_main;
 	else if (strcmp(name, "probes") == 0) {
 		/* The runtime starts once traced: its Ms' m_start fire too. */
-		char c;
-		if (read(0, &c, 1) != 1)
+		if (!ready_and_wait_go())
 			return 1;
 		fn = probes_main;
 	}
@@ -360,20 +388,29 @@ static bool pump(struct proc *p, int ms)
 	return open_;
 }
 
-/* Wait until stdout (or stderr with err) has n occurrences of what; false on timeout. */
-static bool wait_for(struct proc *p, const char *what, int n, bool err, int timeout_ms)
+/*
+ * Wait until stdout (or stderr with err), from its byte from on, has n
+ * occurrences of what; false on timeout.
+ */
+static bool wait_for_from(struct proc *p, size_t from, const char *what, int n, bool err,
+			  int timeout_ms)
 {
 	uint64_t end = rt_now_ns() + (uint64_t)timeout_ms * MS;
 
 	for (;;) {
 		int c = 0;
-		for (const char *s = err ? p->ebuf : p->obuf; (s = strstr(s, what)); s++)
+		for (const char *s = (err ? p->ebuf : p->obuf) + from; (s = strstr(s, what)); s++)
 			c++;
 		if (c >= n)
 			return true;
 		if (rt_now_ns() > end || !pump(p, 50))
 			return false;
 	}
+}
+
+static bool wait_for(struct proc *p, const char *what, int n, bool err, int timeout_ms)
+{
+	return wait_for_from(p, 0, what, n, err, timeout_ms);
 }
 
 static int finish(struct proc *p, int sig)
@@ -431,6 +468,45 @@ static const char *skip_reason(const char *tool)
 		if (strstr((tp)->ebuf, "BPF unavailable"))    \
 			SKIP(goto out, "%.200s", (tp)->ebuf); \
 	} while (0)
+
+/* One P, no preemption: the targets whose latencies the tests know. */
+static char *runqlat_env[] = {"RINGO_MAXPROCS=1", "RINGO_TIMESLICE=3600s", NULL};
+
+/* Target name, in position: it said "ready" and waits for its go ("g" on stdin). */
+static struct proc *ready_target(struct __test_metadata *_metadata, const char *name,
+				 char *const env[], char *pidbuf, size_t len)
+{
+	struct proc *t = target(name, env);
+
+	ASSERT_NE(NULL, t);
+	ASSERT_TRUE(wait_for(t, "ready\n", 1, false, 20000))
+	TH_LOG("target %s said: %s%s", name, t->obuf, t->ebuf);
+	snprintf(pidbuf, len, "%d", t->pid);
+	return t;
+}
+
+/*
+ * Target name in position and tool -p PID [opt] attached to it: the tool prints
+ * its "Hit Ctrl-C" header once its probes are attached. false: the test is skipped.
+ */
+static bool trace_target(struct __test_metadata *_metadata, const char *tool_name, const char *name,
+			 const char *opt, struct proc **t, struct proc *tp)
+{
+	char tool[PATH_MAX + 64], pidbuf[16];
+	const char *why = skip_reason(tool_name);
+
+	if (why)
+		SKIP(return false, "%s", why);
+	tool_path(tool_name, tool, sizeof(tool));
+	*t = ready_target(_metadata, name, runqlat_env, pidbuf, sizeof(pidbuf));
+	char *argv[] = {tool, "-p", pidbuf, (char *)opt, NULL};
+	ASSERT_LT(0, spawn(tp, argv, NULL));
+	bool attached = wait_for(tp, "Hit Ctrl-C", 1, false, 20000);
+	if (strstr(tp->ebuf, "BPF unavailable"))
+		SKIP(return false, "%.200s", tp->ebuf);
+	ASSERT_TRUE(attached) TH_LOG("%s said: %s%s", tool_name, tp->obuf, tp->ebuf);
+	return true;
+}
 
 /* Each test may wait for bpftrace's start-up (seconds on a loaded machine). */
 FIXTURE(bpf){};
@@ -528,11 +604,12 @@ TEST_F_TIMEOUT(bpf, schedtrace_debug_env, 240)
 
 	ASSERT_NE(NULL, t);
 	ASSERT_TRUE(state_of(t, state, sizeof(state))) TH_LOG("target said: %s", t->obuf);
-	/* The lines printed after the state was read. */
+	/*
+	 * The lines written after the state was printed (sysmon writes each in one
+	 * go): the second one's snapshot was taken after the first was written.
+	 */
 	size_t mark = t->elen;
-	for (int i = 0; i < 40 && !strstr(t->ebuf + mark, "SCHED"); i++)
-		pump(t, 50);
-	wait_for(t, "SCHED", 1, true, 1000);
+	wait_for_from(t, mark, "SCHED", 2, true, 20000);
 	ASSERT_TRUE(last_sched_line(t->ebuf + mark, line, sizeof(line)))
 	TH_LOG("stderr: %s", t->ebuf);
 	TH_LOG("target: %s", state);
@@ -623,27 +700,12 @@ static long section_sum(const char *text, const char *header)
 	return sum;
 }
 
-static char *runqlat_env[] = {"RINGO_MAXPROCS=1", "RINGO_TIMESLICE=3600s", NULL};
-
 static void run_runqlat(struct __test_metadata *_metadata, const char *opt)
 {
-	char tool[PATH_MAX + 64], pidbuf[16];
-	const char *why = skip_reason("ringo-runqlat");
 	struct proc *t = NULL, *tp = calloc(1, sizeof(*tp));
 
-	if (why)
-		SKIP(return, "%s", why);
-	tool_path("ringo-runqlat", tool, sizeof(tool));
-	t = target("runqlat", runqlat_env);
-	ASSERT_NE(NULL, t);
-	snprintf(pidbuf, sizeof(pidbuf), "%d", t->pid);
-	usleep(200000); /* the target is in main, waiting for its go */
-
-	char *argv[] = {tool, "-p", pidbuf, (char *)opt, NULL};
-	ASSERT_LT(0, spawn(tp, argv, NULL));
-	wait_for(tp, "Hit Ctrl-C", 1, false, 20000);
-	SKIP_IF_UNAVAILABLE(tp);
-	ASSERT_NE(NULL, strstr(tp->obuf, "Hit Ctrl-C")) TH_LOG("tool: %s%s", tp->obuf, tp->ebuf);
+	if (!trace_target(_metadata, "ringo-runqlat", "runqlat", opt, &t, tp))
+		goto out;
 	ASSERT_EQ(1, write(t->in, "g", 1));
 	ASSERT_TRUE(wait_for(t, "done", 1, false, 30000)) TH_LOG("target: %s%s", t->obuf, t->ebuf);
 	finish(tp, SIGINT);
@@ -668,22 +730,12 @@ TEST_F_TIMEOUT(bpf, runqlat_per_p, 240)
 
 TEST_F_TIMEOUT(bpf, offcpu, 240)
 {
-	char tool[PATH_MAX + 64], pidbuf[16];
-	const char *why = skip_reason("ringo-offcpu");
 	struct proc *t = NULL, *tp = calloc(1, sizeof(*tp));
 
-	if (why)
-		SKIP(return, "%s", why);
-	tool_path("ringo-offcpu", tool, sizeof(tool));
-	t = target("offcpu", runqlat_env);
-	ASSERT_NE(NULL, t);
-	snprintf(pidbuf, sizeof(pidbuf), "%d", t->pid);
-	usleep(200000);
-	char *argv[] = {tool, "-p", pidbuf, NULL};
-	ASSERT_LT(0, spawn(tp, argv, NULL));
-	wait_for(tp, "Hit Ctrl-C", 1, false, 20000);
-	SKIP_IF_UNAVAILABLE(tp);
-	usleep(300000); /* sysmon's first snapshot names the M (it ran no goroutine since) */
+	if (!trace_target(_metadata, "ringo-offcpu", "offcpu", NULL, &t, tp))
+		goto out;
+	/* The header comes after sysmon's first snapshot, which names the target's M. */
+	ASSERT_EQ(NULL, strstr(tp->ebuf, "no scheduler snapshot")) TH_LOG("%s", tp->ebuf);
 	ASSERT_EQ(1, write(t->in, "g", 1));
 	ASSERT_TRUE(wait_for(t, "done", 1, false, 30000));
 	finish(tp, SIGINT);
@@ -713,21 +765,10 @@ out:
 
 TEST_F_TIMEOUT(bpf, iolat, 240)
 {
-	char tool[PATH_MAX + 64], pidbuf[16];
-	const char *why = skip_reason("ringo-iolat");
 	struct proc *t = NULL, *tp = calloc(1, sizeof(*tp));
 
-	if (why)
-		SKIP(return, "%s", why);
-	tool_path("ringo-iolat", tool, sizeof(tool));
-	t = target("iolat", runqlat_env);
-	ASSERT_NE(NULL, t);
-	snprintf(pidbuf, sizeof(pidbuf), "%d", t->pid);
-	usleep(200000);
-	char *argv[] = {tool, "-p", pidbuf, NULL};
-	ASSERT_LT(0, spawn(tp, argv, NULL));
-	wait_for(tp, "Hit Ctrl-C", 1, false, 20000);
-	SKIP_IF_UNAVAILABLE(tp);
+	if (!trace_target(_metadata, "ringo-iolat", "iolat", NULL, &t, tp))
+		goto out;
 	ASSERT_EQ(1, write(t->in, "g", 1));
 	ASSERT_TRUE(wait_for(t, "done", 1, false, 30000));
 	finish(tp, SIGINT);
@@ -859,10 +900,7 @@ TEST_F_TIMEOUT(bpf, bpftrace_runqlat, 240)
 
 	if (why)
 		SKIP(return, "%s", why);
-	t = target("runqlat", runqlat_env);
-	ASSERT_NE(NULL, t);
-	snprintf(pidbuf, sizeof(pidbuf), "%d", t->pid);
-	usleep(200000);
+	t = ready_target(_metadata, "runqlat", runqlat_env, pidbuf, sizeof(pidbuf));
 	char *argv[] = {(char *)bpftrace_path(), "-f", "json", "-p", pidbuf, script, NULL};
 	ASSERT_LT(0, spawn(tp, argv, NULL));
 	wait_for(tp, "Hit Ctrl-C", 1, false, 120000);
@@ -870,8 +908,8 @@ TEST_F_TIMEOUT(bpf, bpftrace_runqlat, 240)
 	ASSERT_NE(NULL, strstr(tp->obuf, "Hit Ctrl-C"))
 	TH_LOG("bpftrace: %s%s", tp->obuf, tp->ebuf);
 	ASSERT_EQ(1, write(t->in, "g", 1));
+	/* Every wake-up's probes fired before the target printed "done". */
 	ASSERT_TRUE(wait_for(t, "done", 1, false, 30000));
-	usleep(100000);
 	finish(tp, SIGINT);
 	TH_LOG("bpftrace said: %s%s", tp->obuf, tp->ebuf);
 	const char *hist = strstr(tp->obuf, "\"type\": \"hist\"");
@@ -904,10 +942,7 @@ TEST_F_TIMEOUT(bpf, every_probe_fires, 240)
 
 	if (why)
 		SKIP(return, "%s", why);
-	t = target("probes", env);
-	ASSERT_NE(NULL, t);
-	snprintf(pidbuf, sizeof(pidbuf), "%d", t->pid);
-	usleep(200000);
+	t = ready_target(_metadata, "probes", env, pidbuf, sizeof(pidbuf));
 	char *argv[] =
 		{(char *)bpftrace_path(),
 		 "-f",
@@ -922,9 +957,9 @@ TEST_F_TIMEOUT(bpf, every_probe_fires, 240)
 	SKIP_IF_NO_BPFTRACE(tp);
 	ASSERT_EQ(1, write(t->in, "g", 1));
 	ASSERT_TRUE(wait_for(t, "done", 1, false, 60000)) TH_LOG("target: %s%s", t->obuf, t->ebuf);
-	EXPECT_EQ(0, finish(t, 0)); /* main returns: the Ms exit (m_exit) */
+	/* main returns, the Ms exit (m_exit): every probe has fired once it is reaped. */
+	EXPECT_EQ(0, finish(t, 0));
 	t = NULL;
-	usleep(500000);
 	finish(tp, SIGINT);
 	for (size_t i = 0; i < sizeof(probes) / sizeof(probes[0]); i++) {
 		char pat[64];

@@ -17,10 +17,10 @@
  */
 #include <pthread.h>
 #include <sched.h>
-#include <stdarg.h>
 #include <sys/syscall.h>
 
 #include "rg_test.h"
+#include "rg_check.h"
 #include "runtime.h"
 #include "rg_await.h"
 #include "context.h"
@@ -31,38 +31,6 @@
 
 /* A state that should come soon but does not is a failure, not a hang. */
 #define AWAIT_NS (10ull * 1000000000ull)
-
-/* Failed checks; each TEST runs in its own process, so this starts zeroed. */
-static struct {
-	atomic_long n;
-	char first[512];
-} errs;
-
-static void __attribute__((format(printf, 3, 4)))
-note_err(const char *file, int line, const char *fmt, ...)
-{
-	va_list ap;
-	int k;
-
-	if (atomic_fetch_add(&errs.n, 1) != 0)
-		return;
-	k = snprintf(errs.first, sizeof(errs.first), "%s:%d: ", file, line);
-	if (k < 0 || (size_t)k >= sizeof(errs.first))
-		return;
-	va_start(ap, fmt);
-	vsnprintf(errs.first + k, sizeof(errs.first) - (size_t)k, fmt, ap);
-	va_end(ap);
-}
-
-#define CHECK(cond, ...)                                           \
-	do {                                                       \
-		if (!(cond))                                       \
-			note_err(__FILE__, __LINE__, __VA_ARGS__); \
-	} while (0)
-
-#define EXPECT_NO_ERRS()                   \
-	EXPECT_EQ(0, atomic_load(&errs.n)) \
-	TH_LOG("%ld failed check(s), first: %s", atomic_load(&errs.n), errs.first)
 
 static void run_main(struct __test_metadata *_metadata, void (*main_fn)(void *), void *arg,
 		     int procs)

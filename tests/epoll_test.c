@@ -12,10 +12,10 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <pthread.h>
-#include <stdarg.h>
 #include <sys/socket.h>
 
 #include "rg_test.h"
+#include "rg_check.h"
 #include "runtime.h"
 #include "rg_await.h"
 #include "poller.h"
@@ -27,35 +27,6 @@ __attribute__((constructor)) static void force_epoll(void)
 {
 	setenv("RINGO_POLLER", "epoll", 1);
 }
-
-static struct {
-	atomic_long n;
-	char first[512];
-} errs;
-
-static void __attribute__((format(printf, 3, 4))) note_err(const char *file, int line,
-							     const char *fmt, ...)
-{
-	va_list ap;
-	int k;
-
-	if (atomic_fetch_add(&errs.n, 1) != 0)
-		return;
-	k = snprintf(errs.first, sizeof(errs.first), "%s:%d: ", file, line);
-	if (k < 0 || (size_t)k >= sizeof(errs.first))
-		return;
-	va_start(ap, fmt);
-	vsnprintf(errs.first + k, sizeof(errs.first) - (size_t)k, fmt, ap);
-	va_end(ap);
-}
-
-#define CHECK(cond, ...)                                                                         \
-	do {                                                                                     \
-		if (!(cond))                                                                     \
-			note_err(__FILE__, __LINE__, __VA_ARGS__);                               \
-	} while (0)
-
-#define EXPECT_NO_ERRS() EXPECT_EQ(0, atomic_load(&errs.n)) TH_LOG("%s", errs.first)
 
 /* The goroutines here park only in I/O, so "waiting" means parked on a descriptor. */
 static bool parked(gslot *slot)

@@ -12,9 +12,8 @@
  * that no check failed. Shared data is plain where the primitive under test
  * is what orders it, so a broken primitive also shows up under TSan.
  */
-#include <stdarg.h>
-
 #include "rg_test.h"
+#include "rg_check.h"
 #include "runtime.h"
 #include "rg_await.h"
 
@@ -30,41 +29,8 @@ FIXTURE_TEARDOWN(slow)
 
 /* ------------------------------------------------------------------------ */
 
-/* Failed checks; each TEST runs in its own process, so this starts zeroed. */
-static struct {
-	atomic_long n;
-	char first[512];
-} errs;
-
-static void __attribute__((format(printf, 3, 4))) note_err(const char *file, int line,
-							     const char *fmt, ...)
-{
-	va_list ap;
-	int k;
-
-	if (atomic_fetch_add(&errs.n, 1) != 0)
-		return;
-	k = snprintf(errs.first, sizeof(errs.first), "%s:%d: ", file, line);
-	if (k < 0 || (size_t)k >= sizeof(errs.first))
-		return;
-	va_start(ap, fmt);
-	vsnprintf(errs.first + k, sizeof(errs.first) - (size_t)k, fmt, ap);
-	va_end(ap);
-}
-
-#define CHECK(cond, ...)                                                                         \
-	do {                                                                                     \
-		if (!(cond))                                                                     \
-			note_err(__FILE__, __LINE__, __VA_ARGS__);                               \
-	} while (0)
-
-#define EXPECT_NO_ERRS()                                                                         \
-	EXPECT_EQ(0, atomic_load(&errs.n))                                                       \
-	TH_LOG("%ld failed check(s), first: %s", atomic_load(&errs.n), errs.first)
-
 /* A state that should come soon but does not is a failure, not a hang. */
 #define AWAIT_NS (10ull * 1000000000ull)
-
 
 /* Parked for `why`? wait_reason is written before the release store of G_WAITING. */
 static bool is_parked(gslot *slot, enum rg_wait_reason why)

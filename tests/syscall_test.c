@@ -14,49 +14,15 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <pthread.h>
-#include <stdarg.h>
 #include <sys/syscall.h>
 
 #include "rg_test.h"
+#include "rg_check.h"
 
 #define AWAIT_NS (10ull * 1000000000ull)
 #include "rg_await.h"
 
 #define MS 1000000LL
-
-/* ---- failures seen by goroutines: counted, the first one described ---- */
-
-static struct {
-	_Atomic int n;
-	char first[768];
-} gfail;
-
-static void gfail_at(int line, const char *fmt, ...)
-{
-	va_list ap;
-	int k;
-
-	if (atomic_fetch_add(&gfail.n, 1) != 0)
-		return;
-	k = snprintf(gfail.first, sizeof(gfail.first), "line %d: ", line);
-	va_start(ap, fmt);
-	vsnprintf(gfail.first + k, sizeof(gfail.first) - (size_t)k, fmt, ap);
-	va_end(ap);
-}
-
-#define GFAIL(fmt, ...) gfail_at(__LINE__, fmt, ##__VA_ARGS__)
-#define GCHECK(cond, fmt, ...)                                                \
-	({                                                                    \
-		bool ok_ = (cond);                                            \
-		if (!ok_)                                                     \
-			gfail_at(__LINE__, "%s: " fmt, #cond, ##__VA_ARGS__); \
-		ok_;                                                          \
-	})
-
-#define EXPECT_NO_GFAIL()                                                                \
-	EXPECT_EQ(0, atomic_load(&gfail.n))                                              \
-	TH_LOG("%d check(s) failed in goroutines; the first: %s", atomic_load(&gfail.n), \
-	       gfail.first)
 
 /* ---- watchdog: after timeout_ms, write n bytes to fd (unless stopped) ---- */
 

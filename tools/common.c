@@ -16,6 +16,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <bpf/bpf.h>
 #include <linux/bpf.h>
 #include <linux/capability.h>
 
@@ -48,7 +49,7 @@ void ringo_tool_init(const char *prog)
 	setvbuf(stdout, NULL, _IOLBF, 0);
 }
 
-static bool have_caps(void)
+bool ringo_have_bpf_caps(void)
 {
 	struct __user_cap_header_struct h = {.version = _LINUX_CAPABILITY_VERSION_3};
 	struct __user_cap_data_struct d[2];
@@ -67,7 +68,7 @@ static bool have_caps(void)
 
 void ringo_check_bpf(bool need_btf)
 {
-	if (!have_caps()) {
+	if (!ringo_have_bpf_caps()) {
 		fprintf(stderr,
 			"%s: BPF unavailable: needs root (or CAP_BPF and CAP_PERFMON); "
 			"unprivileged BPF is disabled on most systems\n",
@@ -285,4 +286,103 @@ long ringo_parse_long(const char *s, const char *what)
 		exit(1);
 	}
 	return v;
+}
+
+void ringo_usage_exit(const char *usage, int status)
+{
+	fputs(usage, status ? stderr : stdout);
+	exit(status);
+}
+
+void ringo_parse_opt(struct ringo_opts *o, int c, const char *arg, const char *usage)
+{
+	switch (c) {
+	case 'p':
+		o->pid = (pid_t)ringo_parse_long(arg, "PID");
+		break;
+	case 'b':
+		o->binary = arg;
+		break;
+	case 'T':
+		o->timestamps = true;
+		break;
+	case 'v':
+		ringo_verbose = true;
+		break;
+	case 'h':
+		ringo_usage_exit(usage, 0);
+	default:
+		ringo_usage_exit(usage, 1);
+	}
+}
+
+int ringo_parse_interval_count(struct ringo_opts *o, int argc, char **argv)
+{
+	if (optind < argc)
+		o->interval = ringo_parse_long(argv[optind++], "interval");
+	if (optind < argc)
+		o->count = ringo_parse_long(argv[optind++], "count");
+	return argc - optind;
+}
+
+/* One interval, in 100 ms steps: Ctrl-C and the traced process's exit end it early. */
+static void sleep_interval(const struct ringo_opts *o)
+{
+	for (long s = 0; s < o->interval * 10 && !ringo_exiting; s++) {
+		usleep(100000);
+		if (o->pid > 0 && kill(o->pid, 0) != 0 && errno == ESRCH) {
+			ringo_exiting = 1;
+			break;
+		}
+	}
+}
+
+void ringo_run_intervals(struct ringo_opts *o, bool blank, void (*print)(void *), void *arg)
+{
+	while (!ringo_exiting) {
+		sleep_interval(o);
+		if (blank || o->timestamps)
+			printf("\n");
+		if (o->timestamps) {
+			ringo_print_time(stdout);
+			printf("\n");
+		}
+		print(arg);
+		if (o->count > 0 && --o->count == 0)
+			break;
+	}
+}
+
+#define HIST_KEYS_MAX 4096
+
+static bool key_before(const struct ringo_hist_key *a, const struct ringo_hist_key *b)
+{
+	return a->pid < b->pid || (a->pid == b->pid && a->id < b->id);
+}
+
+void ringo_print_hist_map(int fd, const char *unit,
+			  void (*header)(const struct ringo_hist_key *k, void *arg), void *arg)
+{
+	static struct ringo_hist_key keys[HIST_KEYS_MAX];
+	struct ringo_hist_key k, *prev = NULL;
+	struct ringo_hist h;
+	int n = 0;
+
+	while (n < HIST_KEYS_MAX && bpf_map_get_next_key(fd, prev, &k) == 0) {
+		keys[n] = k;
+		prev = &keys[n++];
+	}
+	for (int i = 1; i < n; i++)
+		for (int j = i; j > 0 && key_before(&keys[j], &keys[j - 1]); j--) {
+			k = keys[j];
+			keys[j] = keys[j - 1];
+			keys[j - 1] = k;
+		}
+	for (int i = 0; i < n; i++) {
+		if (bpf_map_lookup_elem(fd, &keys[i], &h) != 0)
+			continue;
+		header(&keys[i], arg);
+		ringo_print_log2_hist(h.slots, RINGO_MAX_SLOTS, unit);
+		bpf_map_delete_elem(fd, &keys[i]);
+	}
 }

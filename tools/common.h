@@ -19,6 +19,9 @@ extern volatile int ringo_exiting; /* set by SIGINT/SIGTERM */
 /* libbpf's messages only with -v; signal handlers; bump nothing (kernel >= 5.11). */
 void ringo_tool_init(const char *prog);
 
+/* Root, or CAP_BPF and CAP_PERFMON: what loading and attaching BPF programs needs. */
+bool ringo_have_bpf_caps(void);
+
 /*
  * Exit 1 with a clear reason when this process cannot load BPF programs
  * (not root and no CAP_BPF+CAP_PERFMON, or a kernel without BPF or BTF).
@@ -57,5 +60,40 @@ void ringo_print_time(FILE *f);
 
 /* Parse a positive integer argument or exit with a message. */
 long ringo_parse_long(const char *s, const char *what);
+
+/* What every tool's command line may have: -p PID, -b BINARY, -T, [interval] [count]. */
+struct ringo_opts {
+	pid_t pid;	    /* -p; 0: not given */
+	const char *binary; /* -b */
+	bool timestamps;    /* -T */
+	long interval;	    /* preset to the tool's default (its unit) */
+	long count;	    /* outputs; -1: until Ctrl-C */
+};
+
+/* usage on stdout (status 0) or stderr, then exit(status). */
+void ringo_usage_exit(const char *usage, int status) __attribute__((noreturn));
+
+/*
+ * The options the tools share, for getopt's c: -p, -b, -T, -v, and -h (usage on
+ * stdout, exit 0). Any other c is a usage error (usage on stderr, exit 1).
+ */
+void ringo_parse_opt(struct ringo_opts *o, int c, const char *arg, const char *usage);
+
+/* [interval] [count] from argv[optind]; returns how many arguments are left over. */
+int ringo_parse_interval_count(struct ringo_opts *o, int argc, char **argv);
+
+/*
+ * Every o->interval seconds, until o->count outputs, Ctrl-C or the exit of
+ * process o->pid (> 0): with -T a blank line and the time (blank: the blank
+ * line even without -T), then print(arg). Ctrl-C still gets its output.
+ */
+void ringo_run_intervals(struct ringo_opts *o, bool blank, void (*print)(void *), void *arg);
+
+/*
+ * Print and clear every histogram of a ringo_hist_key -> ringo_hist map, in
+ * (pid, id) order for stable output; header(key, arg) prints what precedes each.
+ */
+void ringo_print_hist_map(int fd, const char *unit,
+			  void (*header)(const struct ringo_hist_key *k, void *arg), void *arg);
 
 #endif /* RINGO_TOOLS_COMMON_H */

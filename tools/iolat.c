@@ -10,12 +10,9 @@
 #include <errno.h>
 #include <getopt.h>
 #include <limits.h>
-#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
-
-#include <bpf/bpf.h>
 
 #include "common.h"
 #include "iolat.skel.h"
@@ -26,85 +23,52 @@ static const char *const phases[RINGO_IO_PHASES] = {
 	[RINGO_IO_REAP] = "reap: kernel complete -> goroutine",
 	[RINGO_IO_TOTAL] = "total: io_submit -> io_complete",
 };
-static bool msecs, per_op;
+static bool msecs, per_op, multi;
 
-static void print_hists(int fd, bool multi)
+static const char usage[] =
+	"Usage: ringo-iolat [-m] [-O] [-T] [-v] (-p PID | -b BINARY) [interval] [count]\n"
+	"io_uring latency split at the kernel's tracepoints; -O per opcode.\n";
+
+static void print_header(const struct ringo_hist_key *k, void *arg)
 {
-	struct ringo_hist_key keys[1024], k, *prev = NULL;
-	struct ringo_hist h;
-	int n = 0;
+	int phase = k->id & 0xff;
 
-	while (n < 1024 && bpf_map_get_next_key(fd, prev, &k) == 0) {
-		keys[n] = k;
-		prev = &keys[n++];
-	}
-	for (int i = 1; i < n; i++)
-		for (int j = i;
-		     j > 0 && (keys[j - 1].pid > keys[j].pid ||
-			       (keys[j - 1].pid == keys[j].pid && keys[j - 1].id > keys[j].id));
-		     j--) {
-			k = keys[j];
-			keys[j] = keys[j - 1];
-			keys[j - 1] = k;
-		}
-	for (int i = 0; i < n; i++) {
-		if (bpf_map_lookup_elem(fd, &keys[i], &h) != 0)
-			continue;
-		int phase = keys[i].id & 0xff;
-		if (multi)
-			printf("\npid = %u", keys[i].pid);
-		if (per_op)
-			printf("\nopcode = %d", keys[i].id >> 8);
-		printf("\n%s\n", phase < RINGO_IO_PHASES ? phases[phase] : "?");
-		ringo_print_log2_hist(h.slots, RINGO_MAX_SLOTS, msecs ? "msecs" : "usecs");
-		bpf_map_delete_elem(fd, &keys[i]);
-	}
+	if (multi)
+		printf("\npid = %u", k->pid);
+	if (per_op)
+		printf("\nopcode = %d", k->id >> 8);
+	printf("\n%s\n", phase < RINGO_IO_PHASES ? phases[phase] : "?");
+}
+
+static void print_hists(void *skel)
+{
+	ringo_print_hist_map(bpf_map__fd(((struct iolat_bpf *)skel)->maps.hists),
+			     msecs ? "msecs" : "usecs", print_header, NULL);
 }
 
 int main(int argc, char **argv)
 {
-	const char *binary = NULL;
+	struct ringo_opts o = {.interval = 99999999, .count = -1};
 	char path[PATH_MAX + 64];
-	pid_t pid = 0;
-	long interval = 99999999, count = -1;
-	bool timestamps = false;
 	int c, err;
 
 	ringo_tool_init("ringo-iolat");
 	while ((c = getopt(argc, argv, "p:b:mOTvh")) != -1) {
 		switch (c) {
-		case 'p':
-			pid = (pid_t)ringo_parse_long(optarg, "PID");
-			break;
-		case 'b':
-			binary = optarg;
-			break;
 		case 'm':
 			msecs = true;
 			break;
 		case 'O':
 			per_op = true;
 			break;
-		case 'T':
-			timestamps = true;
-			break;
-		case 'v':
-			ringo_verbose = true;
-			break;
 		default:
-			fprintf(c == 'h' ? stdout : stderr,
-				"Usage: ringo-iolat [-m] [-O] [-T] [-v] (-p PID | -b BINARY) "
-				"[interval] [count]\n"
-				"io_uring latency split at the kernel's tracepoints; -O per opcode.\n");
-			return c == 'h' ? 0 : 1;
+			ringo_parse_opt(&o, c, optarg, usage);
 		}
 	}
-	if (optind < argc)
-		interval = ringo_parse_long(argv[optind++], "interval");
-	if (optind < argc)
-		count = ringo_parse_long(argv[optind++], "count");
+	ringo_parse_interval_count(&o, argc, argv);
+	multi = o.pid <= 0;
 	ringo_check_bpf(false);
-	ringo_find_binary(pid, binary, path, sizeof(path));
+	ringo_find_binary(o.pid, o.binary, path, sizeof(path));
 
 	struct iolat_bpf *skel = iolat_bpf__open();
 	if (!skel)
@@ -113,8 +77,8 @@ int main(int argc, char **argv)
 	skel->rodata->targ_per_op = per_op;
 	if ((err = iolat_bpf__load(skel)))
 		ringo_load_failed(err);
-	ringo_attach(skel->progs.io_submit, pid, path, "io_submit", false);
-	ringo_attach(skel->progs.io_complete, pid, path, "io_complete", false);
+	ringo_attach(skel->progs.io_submit, o.pid, path, "io_submit", false);
+	ringo_attach(skel->progs.io_complete, o.pid, path, "io_complete", false);
 	ringo_need_tracefs();
 	if (!bpf_program__attach(skel->progs.submit_req) ||
 	    !bpf_program__attach(skel->progs.complete)) {
@@ -124,24 +88,7 @@ int main(int argc, char **argv)
 	}
 
 	printf("Tracing io_uring latency... Hit Ctrl-C to end.\n");
-	int fd = bpf_map__fd(skel->maps.hists);
-	while (!ringo_exiting) {
-		for (long s = 0; s < interval * 10 && !ringo_exiting; s++) {
-			usleep(100000);
-			if (pid > 0 && kill(pid, 0) != 0 && errno == ESRCH) {
-				ringo_exiting = 1;
-				break;
-			}
-		}
-		if (timestamps) {
-			printf("\n");
-			ringo_print_time(stdout);
-			printf("\n");
-		}
-		print_hists(fd, pid <= 0);
-		if (count > 0 && --count == 0)
-			break;
-	}
+	ringo_run_intervals(&o, false, print_hists, skel);
 	iolat_bpf__destroy(skel);
 	return 0;
 }

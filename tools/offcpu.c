@@ -15,7 +15,6 @@
 #include <errno.h>
 #include <getopt.h>
 #include <limits.h>
-#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -36,8 +35,11 @@ static int by_total(const void *a, const void *b)
 	return x->v.total_ns < y->v.total_ns ? 1 : x->v.total_ns > y->v.total_ns ? -1 : 0;
 }
 
-static void print_all(struct offcpu_bpf *skel, int top)
+static long top = 20;
+
+static void print_all(void *arg)
 {
+	struct offcpu_bpf *skel = arg;
 	int hfd = bpf_map__fd(skel->maps.hists), tfd = bpf_map__fd(skel->maps.totals);
 	static struct row rows[65536];
 	struct ringo_offcpu_key k, *prev = NULL;
@@ -71,61 +73,43 @@ static void print_all(struct offcpu_bpf *skel, int top)
 		       (unsigned long long)rows[i].v.max_ns / 1000);
 }
 
-static void usage(FILE *f)
-{
-	fprintf(f, "Usage: ringo-offcpu [-m MIN_US] [-n TOP] [-T] [-v] -p PID [interval] [count]\n"
-		   "Off-CPU time of a ringo program's Ms, by goroutine and held P.\n");
-}
+static const char usage[] =
+	"Usage: ringo-offcpu [-m MIN_US] [-n TOP] [-T] [-v] -p PID [interval] [count]\n"
+	"Off-CPU time of a ringo program's Ms, by goroutine and held P.\n";
+
+/* sysmon's snapshots name the Ms that run no goroutine while we trace: await the first. */
+#define SNAPSHOT_WAIT_MS 5000
 
 int main(int argc, char **argv)
 {
+	struct ringo_opts o = {.interval = 99999999, .count = -1};
 	char path[PATH_MAX + 64];
-	pid_t pid = 0;
-	long interval = 99999999, count = -1, min_us = 0, top = 20;
-	bool timestamps = false;
+	long min_us = 0;
 	int c, err;
 
 	ringo_tool_init("ringo-offcpu");
 	while ((c = getopt(argc, argv, "p:m:n:Tvh")) != -1) {
 		switch (c) {
-		case 'p':
-			pid = (pid_t)ringo_parse_long(optarg, "PID");
-			break;
 		case 'm':
 			min_us = ringo_parse_long(optarg, "MIN_US");
 			break;
 		case 'n':
 			top = ringo_parse_long(optarg, "TOP");
 			break;
-		case 'T':
-			timestamps = true;
-			break;
-		case 'v':
-			ringo_verbose = true;
-			break;
-		case 'h':
-			usage(stdout);
-			return 0;
 		default:
-			usage(stderr);
-			return 1;
+			ringo_parse_opt(&o, c, optarg, usage);
 		}
 	}
-	if (optind < argc)
-		interval = ringo_parse_long(argv[optind++], "interval");
-	if (optind < argc)
-		count = ringo_parse_long(argv[optind++], "count");
-	if (pid <= 0) {
-		usage(stderr);
-		return 1;
-	}
+	ringo_parse_interval_count(&o, argc, argv);
+	if (o.pid <= 0)
+		ringo_usage_exit(usage, 1);
 	ringo_check_bpf(true);
-	ringo_find_binary(pid, NULL, path, sizeof(path));
+	ringo_find_binary(o.pid, NULL, path, sizeof(path));
 
 	struct offcpu_bpf *skel = offcpu_bpf__open();
 	if (!skel)
 		ringo_load_failed(errno);
-	skel->rodata->targ_tgid = pid;
+	skel->rodata->targ_tgid = o.pid;
 	skel->rodata->min_ns = (__u64)min_us * 1000;
 	if ((err = offcpu_bpf__load(skel)))
 		ringo_load_failed(err);
@@ -138,37 +122,26 @@ int main(int argc, char **argv)
 				       skel->progs.syscall_enter, skel->progs.syscall_exit,
 				       skel->progs.m_park};
 	for (size_t i = 0; i < sizeof(progs) / sizeof(progs[0]); i++)
-		ringo_attach(progs[i], pid, path, names[i], i >= 6);
-	/* Ms that run no goroutine while we trace: learnt from sysmon's snapshots. */
-	ringo_attach(skel->progs.sched_m, pid, path, "sched_m", true);
-	ringo_attach(skel->progs.sched_stats, pid, path, "sched_stats", true);
+		ringo_attach(progs[i], o.pid, path, names[i], i >= 6);
+	/* sched_m before sched_stats: a snapshot counted by sched_stats has named its Ms. */
+	ringo_attach(skel->progs.sched_m, o.pid, path, "sched_m", true);
+	ringo_attach(skel->progs.sched_stats, o.pid, path, "sched_stats", true);
 	if (!bpf_program__attach(skel->progs.sched_switch)) {
 		fprintf(stderr, "%s: cannot attach tp_btf/sched_switch: %s\n", ringo_prog,
 			strerror(errno));
 		return 1;
 	}
 
-	/* Up to 1 s for sysmon's first snapshot, which names the Ms running no goroutine. */
-	for (int i = 0; i < 100 && !skel->bss->snapshots; i++)
+	/* sysmon looks at the probes' semaphores at least every 100 ms. */
+	for (int i = 0; i < SNAPSHOT_WAIT_MS / 10 && !skel->bss->snapshots && !ringo_exiting; i++)
 		usleep(10000);
-	printf("Tracing off-CPU time of PID %d's Ms... Hit Ctrl-C to end.\n", pid);
-	while (!ringo_exiting) {
-		for (long s = 0; s < interval * 10 && !ringo_exiting; s++) {
-			usleep(100000);
-			if (kill(pid, 0) != 0 && errno == ESRCH) {
-				ringo_exiting = 1;
-				break;
-			}
-		}
-		if (timestamps) {
-			printf("\n");
-			ringo_print_time(stdout);
-			printf("\n");
-		}
-		print_all(skel, (int)top);
-		if (count > 0 && --count == 0)
-			break;
-	}
+	if (!skel->bss->snapshots)
+		fprintf(stderr,
+			"%s: no scheduler snapshot from PID %d in %d ms: its Ms that run no "
+			"goroutine are not seen until they run one\n",
+			ringo_prog, o.pid, SNAPSHOT_WAIT_MS);
+	printf("Tracing off-CPU time of PID %d's Ms... Hit Ctrl-C to end.\n", o.pid);
+	ringo_run_intervals(&o, false, print_all, skel);
 	offcpu_bpf__destroy(skel);
 	return 0;
 }

@@ -9,81 +9,49 @@
 #include <errno.h>
 #include <getopt.h>
 #include <limits.h>
-#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
-#include <bpf/bpf.h>
-
 #include "common.h"
 #include "runqlat.skel.h"
 
-static bool per_p, per_m, msecs, timestamps;
+static bool per_p, per_m, msecs, multi;
 
-static void print_hists(int fd, bool multi)
+static const char usage[] =
+	"Usage: ringo-runqlat [-m] [-P | -L] [-T] [-v] (-p PID | -b BINARY) [interval] "
+	"[count]\n"
+	"Summarize goroutine run queue (scheduling) latency as a histogram.\n"
+	"  -p PID     trace this process          -b BINARY  every process running BINARY\n"
+	"  -P         a histogram per P           -L         a histogram per M\n"
+	"  -m         milliseconds                -T         timestamp each output\n"
+	"  interval   seconds between outputs     count      number of outputs\n";
+
+static void print_header(const struct ringo_hist_key *k, void *arg)
 {
-	struct ringo_hist_key keys[4096], k, *prev = NULL;
-	struct ringo_hist h;
-	int n = 0;
-
-	while (n < 4096 && bpf_map_get_next_key(fd, prev, &k) == 0) {
-		keys[n] = k;
-		prev = &keys[n++];
-	}
-	/* Sorted by (pid, id) for stable output. */
-	for (int i = 1; i < n; i++)
-		for (int j = i;
-		     j > 0 && (keys[j - 1].pid > keys[j].pid ||
-			       (keys[j - 1].pid == keys[j].pid && keys[j - 1].id > keys[j].id));
-		     j--) {
-			k = keys[j];
-			keys[j] = keys[j - 1];
-			keys[j - 1] = k;
-		}
-	for (int i = 0; i < n; i++) {
-		if (bpf_map_lookup_elem(fd, &keys[i], &h) != 0)
-			continue;
-		if (multi)
-			printf("\npid = %u\n", keys[i].pid);
-		if (per_p)
-			printf("\np = %d\n", keys[i].id);
-		else if (per_m)
-			printf("\nm = %d\n", keys[i].id);
-		ringo_print_log2_hist(h.slots, RINGO_MAX_SLOTS, msecs ? "msecs" : "usecs");
-		bpf_map_delete_elem(fd, &keys[i]);
-	}
+	if (multi)
+		printf("\npid = %u\n", k->pid);
+	if (per_p)
+		printf("\np = %d\n", k->id);
+	else if (per_m)
+		printf("\nm = %d\n", k->id);
 }
 
-static void usage(FILE *f)
+static void print_hists(void *skel)
 {
-	fprintf(f,
-		"Usage: ringo-runqlat [-m] [-P | -L] [-T] [-v] (-p PID | -b BINARY) [interval] "
-		"[count]\n"
-		"Summarize goroutine run queue (scheduling) latency as a histogram.\n"
-		"  -p PID     trace this process          -b BINARY  every process running BINARY\n"
-		"  -P         a histogram per P           -L         a histogram per M\n"
-		"  -m         milliseconds                -T         timestamp each output\n"
-		"  interval   seconds between outputs     count      number of outputs\n");
+	ringo_print_hist_map(bpf_map__fd(((struct runqlat_bpf *)skel)->maps.hists),
+			     msecs ? "msecs" : "usecs", print_header, NULL);
 }
 
 int main(int argc, char **argv)
 {
-	const char *binary = NULL;
+	struct ringo_opts o = {.interval = 99999999, .count = -1};
 	char path[PATH_MAX + 64];
-	pid_t pid = 0;
-	long interval = 99999999, count = -1;
 	int c, err;
 
 	ringo_tool_init("ringo-runqlat");
 	while ((c = getopt(argc, argv, "p:b:PLmTvh")) != -1) {
 		switch (c) {
-		case 'p':
-			pid = (pid_t)ringo_parse_long(optarg, "PID");
-			break;
-		case 'b':
-			binary = optarg;
-			break;
 		case 'P':
 			per_p = true;
 			break;
@@ -93,30 +61,18 @@ int main(int argc, char **argv)
 		case 'm':
 			msecs = true;
 			break;
-		case 'T':
-			timestamps = true;
-			break;
-		case 'v':
-			ringo_verbose = true;
-			break;
-		case 'h':
-			usage(stdout);
-			return 0;
 		default:
-			usage(stderr);
-			return 1;
+			ringo_parse_opt(&o, c, optarg, usage);
 		}
 	}
 	if (per_p && per_m) {
 		fprintf(stderr, "%s: -P and -L are exclusive\n", ringo_prog);
 		return 1;
 	}
-	if (optind < argc)
-		interval = ringo_parse_long(argv[optind++], "interval");
-	if (optind < argc)
-		count = ringo_parse_long(argv[optind++], "count");
+	ringo_parse_interval_count(&o, argc, argv);
+	multi = o.pid <= 0;
 	ringo_check_bpf(false);
-	ringo_find_binary(pid, binary, path, sizeof(path));
+	ringo_find_binary(o.pid, o.binary, path, sizeof(path));
 
 	struct runqlat_bpf *skel = runqlat_bpf__open();
 	if (!skel)
@@ -126,33 +82,16 @@ int main(int argc, char **argv)
 	skel->rodata->targ_ms = msecs;
 	if ((err = runqlat_bpf__load(skel)))
 		ringo_load_failed(err);
-	ringo_attach(skel->progs.g_create, pid, path, "g_create", false);
-	ringo_attach(skel->progs.g_ready, pid, path, "g_ready", false);
-	ringo_attach(skel->progs.g_start, pid, path, "g_start", false);
-	ringo_attach(skel->progs.g_exit, pid, path, "g_exit", false);
-	ringo_attach(skel->progs.g_yield, pid, path, "g_yield", true);
-	ringo_attach(skel->progs.g_preempt, pid, path, "g_preempt", true);
-	ringo_attach(skel->progs.syscall_exit, pid, path, "syscall_exit", true);
+	ringo_attach(skel->progs.g_create, o.pid, path, "g_create", false);
+	ringo_attach(skel->progs.g_ready, o.pid, path, "g_ready", false);
+	ringo_attach(skel->progs.g_start, o.pid, path, "g_start", false);
+	ringo_attach(skel->progs.g_exit, o.pid, path, "g_exit", false);
+	ringo_attach(skel->progs.g_yield, o.pid, path, "g_yield", true);
+	ringo_attach(skel->progs.g_preempt, o.pid, path, "g_preempt", true);
+	ringo_attach(skel->progs.syscall_exit, o.pid, path, "syscall_exit", true);
 
 	printf("Tracing goroutine run queue latency... Hit Ctrl-C to end.\n");
-	int fd = bpf_map__fd(skel->maps.hists);
-	while (!ringo_exiting) {
-		for (long s = 0; s < interval * 10 && !ringo_exiting; s++) {
-			usleep(100000);
-			if (pid > 0 && kill(pid, 0) != 0 && errno == ESRCH) {
-				ringo_exiting = 1;
-				break;
-			}
-		}
-		printf("\n");
-		if (timestamps) {
-			ringo_print_time(stdout);
-			printf("\n");
-		}
-		print_hists(fd, pid <= 0);
-		if (count > 0 && --count == 0)
-			break;
-	}
+	ringo_run_intervals(&o, true, print_hists, skel);
 	runqlat_bpf__destroy(skel);
 	return 0;
 }

@@ -190,17 +190,14 @@ static void print_proc(struct proc *pr, long long ms)
 	}
 }
 
-static void usage(FILE *f)
-{
-	fprintf(f,
-		"Usage: ringo-schedtrace [-d] [-T] [-v] (-p PID | -b BINARY) [interval_ms] [count]\n"
-		"Print Go's schedtrace line for a running ringo program every interval_ms (1000).\n"
-		"  -p PID     trace this process\n"
-		"  -b BINARY  trace every process running BINARY (or a program using this libringo)\n"
-		"  -d         scheddetail: P, M and G lines too\n"
-		"  -T         timestamp each line\n"
-		"  -v         libbpf's messages\n");
-}
+static const char usage[] =
+	"Usage: ringo-schedtrace [-d] [-T] [-v] (-p PID | -b BINARY) [interval_ms] [count]\n"
+	"Print Go's schedtrace line for a running ringo program every interval_ms (1000).\n"
+	"  -p PID     trace this process\n"
+	"  -b BINARY  trace every process running BINARY (or a program using this libringo)\n"
+	"  -d         scheddetail: P, M and G lines too\n"
+	"  -T         timestamp each line\n"
+	"  -v         libbpf's messages\n";
 
 static long long now_ms(void)
 {
@@ -211,49 +208,23 @@ static long long now_ms(void)
 
 int main(int argc, char **argv)
 {
-	const char *binary = NULL;
+	struct ringo_opts o = {.interval = 1000, .count = -1};
 	char path[PATH_MAX + 64];
-	pid_t pid = 0;
-	long interval = 1000, count = -1;
 	int c, err;
 
 	ringo_tool_init("ringo-schedtrace");
 	while ((c = getopt(argc, argv, "p:b:dTvh")) != -1) {
-		switch (c) {
-		case 'p':
-			pid = (pid_t)ringo_parse_long(optarg, "PID");
-			break;
-		case 'b':
-			binary = optarg;
-			break;
-		case 'd':
+		if (c == 'd')
 			detail = true;
-			break;
-		case 'T':
-			timestamps = true;
-			break;
-		case 'v':
-			ringo_verbose = true;
-			break;
-		case 'h':
-			usage(stdout);
-			return 0;
-		default:
-			usage(stderr);
-			return 1;
-		}
+		else
+			ringo_parse_opt(&o, c, optarg, usage);
 	}
-	if (optind < argc)
-		interval = ringo_parse_long(argv[optind++], "interval");
-	if (optind < argc)
-		count = ringo_parse_long(argv[optind++], "count");
-	if (optind < argc) {
-		usage(stderr);
-		return 1;
-	}
-	multi = pid <= 0;
+	if (ringo_parse_interval_count(&o, argc, argv) > 0)
+		ringo_usage_exit(usage, 1);
+	timestamps = o.timestamps;
+	multi = o.pid <= 0;
 	ringo_check_bpf(false);
-	ringo_find_binary(pid, binary, path, sizeof(path));
+	ringo_find_binary(o.pid, o.binary, path, sizeof(path));
 
 	struct schedtrace_bpf *skel = schedtrace_bpf__open();
 	if (!skel)
@@ -261,13 +232,13 @@ int main(int argc, char **argv)
 	if ((err = schedtrace_bpf__load(skel)))
 		ringo_load_failed(err);
 	/* G and M records only with -d: they cost a probe hit each. */
-	ringo_attach(skel->progs.sched_p, pid, path, "sched_p", false);
-	ringo_attach(skel->progs.sched_stats, pid, path, "sched_stats", false);
+	ringo_attach(skel->progs.sched_p, o.pid, path, "sched_p", false);
+	ringo_attach(skel->progs.sched_stats, o.pid, path, "sched_stats", false);
 	if (detail) {
-		ringo_attach(skel->progs.sched_m, pid, path, "sched_m", false);
-		ringo_attach(skel->progs.sched_g, pid, path, "sched_g", false);
-		ringo_attach(skel->progs.sched_pdetail, pid, path, "sched_pdetail", false);
-		ringo_attach(skel->progs.sched_detail, pid, path, "sched_detail", false);
+		ringo_attach(skel->progs.sched_m, o.pid, path, "sched_m", false);
+		ringo_attach(skel->progs.sched_g, o.pid, path, "sched_g", false);
+		ringo_attach(skel->progs.sched_pdetail, o.pid, path, "sched_pdetail", false);
+		ringo_attach(skel->progs.sched_detail, o.pid, path, "sched_detail", false);
 	}
 	struct ring_buffer *rb = ring_buffer__new(bpf_map__fd(skel->maps.events), on_event, NULL,
 						  NULL);
@@ -276,26 +247,26 @@ int main(int argc, char **argv)
 			strerror(errno));
 		return 1;
 	}
-	if (pid > 0)
+	if (o.pid > 0)
 		printf("Tracing ringo scheduler of PID %d every %ld ms... Hit Ctrl-C to end.\n",
-		       pid, interval);
+		       o.pid, o.interval);
 	else
 		printf("Tracing ringo scheduler of %s every %ld ms... Hit Ctrl-C to end.\n", path,
-		       interval);
+		       o.interval);
 
-	long long start = now_ms(), next = start + interval;
+	long long start = now_ms(), next = start + o.interval;
 	while (!ringo_exiting) {
 		long long t = now_ms();
 		if (t >= next) {
 			for (int i = 0; i < nprocs; i++)
 				if (procs[i].have)
 					print_proc(&procs[i], next - start);
-			if (count > 0 && --count == 0)
+			if (o.count > 0 && --o.count == 0)
 				break;
 			while (next <= t)
-				next += interval;
-			if (pid > 0 && kill(pid, 0) != 0 && errno == ESRCH) {
-				printf("process %d exited\n", pid);
+				next += o.interval;
+			if (o.pid > 0 && kill(o.pid, 0) != 0 && errno == ESRCH) {
+				printf("process %d exited\n", o.pid);
 				break;
 			}
 		}
