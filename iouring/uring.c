@@ -22,58 +22,134 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 
+#include "arch.h"
 #include "context.h"
 #include "fatal.h"
 #include "poller.h"
 #include "probes.h"
 #include "runtime.h"
 #include "sanitizer.h"
+#include "uring.h"
 
 #define RING_ENTRIES 4096
 #define CQ_ENTRIES (4 * RING_ENTRIES)
+/* The idle M's spin window (RINGO_URING_SPIN_US; 0 never spins). */
+#define SPIN_US 50
 
-/* user_data below 4096 is never an op's address. */
-enum { TAG_WAKE = 1, TAG_CANCEL = 2 };
+/* ---- entering the kernel ---- */
 
-struct uring {
-	struct io_uring ring;
-	struct rg_lock sq_lock; /* SQ tail and io_uring_submit */
-	struct rg_lock cq_lock; /* CQ head */
-	_Atomic uint32_t unsubmitted; /* SQEs prepared, not yet handed to the kernel */
-	_Atomic int64_t inflight;     /* SQEs whose CQE is not reaped yet */
-	_Atomic uint32_t wake_pending; /* a wake NOP is in flight */
-};
+/*
+ * Registered ring fds (IORING_REGISTER_RING_FDS) spare io_uring_enter the
+ * fd-table lookup and file refcount, but a registration belongs to the
+ * thread that made it while the ring is shared by every M: each thread
+ * registers on its first enter and remembers which ring its slot holds.
+ * liburing's own registration would make every thread use the slot, so the
+ * enters are ours. A thread that cannot register uses the plain fd.
+ */
+static _Atomic uint64_t ring_gens;
+static _Thread_local struct {
+	uint64_t gen; /* ring whose fd this thread registered (0: none) */
+	int idx;      /* its slot, -1 when registration failed */
+} tl_ring;
 
-struct uring_op {
-	struct rg_iowait w;
-	int32_t res;
-	struct uring *u;
-	struct rg_ctx_hook hook;
-};
+/* Drop this thread's slot idx; any live ring's fd will do, the slots are the thread's. */
+static void unregister_slot(struct uring *u, int idx)
+{
+	struct io_uring_rsrc_update up = {.offset = (unsigned)idx};
+
+	syscall(__NR_io_uring_register, u->ring.ring_fd, IORING_UNREGISTER_RING_FDS, &up, 1);
+}
+
+static int ring_slot(struct uring *u)
+{
+	if (tl_ring.gen == u->gen)
+		return tl_ring.idx;
+	/* A slot for an earlier ring pins that ring's memory: give it back first. */
+	if (tl_ring.gen && tl_ring.idx >= 0)
+		unregister_slot(u, tl_ring.idx);
+	struct io_uring_rsrc_update up = {.offset = -1U, .data = (uint64_t)u->ring.ring_fd};
+	long r = syscall(__NR_io_uring_register, u->ring.ring_fd, IORING_REGISTER_RING_FDS, &up, 1);
+
+	tl_ring.gen = u->gen;
+	tl_ring.idx = r == 1 ? (int)up.offset : -1;
+	return tl_ring.idx;
+}
+
+/*
+ * io_uring_enter; result or -errno. registered: through this thread's slot,
+ * only on a scheduler thread outside any goroutine (g0, sysmon): a
+ * goroutine may be preempted between reading the thread-local slot and
+ * the system call and resume on a thread that holds no such slot.
+ */
+static int ring_enter(struct uring *u, bool registered, unsigned submit, unsigned wait,
+		      unsigned flags, void *arg, size_t argsz)
+{
+	int saved = errno, fd = registered ? ring_slot(u) : -1;
+
+	if (fd >= 0)
+		flags |= IORING_ENTER_REGISTERED_RING;
+	else
+		fd = u->ring.ring_fd;
+	long r = syscall(__NR_io_uring_enter, fd, submit, wait, flags, arg, argsz);
+	if (r < 0)
+		r = -errno;
+	errno = saved;
+	return (int)r;
+}
 
 /* ---- submission ---- */
 
-/* Hand every prepared SQE to the kernel. Needs sq_lock. */
-static void submit_locked(struct uring *u)
+/* Make the prepared SQEs visible to the kernel; how many it has yet to take. Needs sq_lock. */
+static unsigned publish_locked(struct uring *u)
 {
-	int r = io_uring_submit(&u->ring);
+	struct io_uring_sq *sq = &u->ring.sq;
+
+	if (sq->sqe_head != sq->sqe_tail) {
+		sq->sqe_head = sq->sqe_tail;
+		io_uring_smp_store_release(sq->ktail, sq->sqe_tail);
+	}
+	atomic_store_explicit(&u->unsubmitted, 0, memory_order_relaxed);
+	return sq->sqe_tail - io_uring_smp_load_acquire(sq->khead);
+}
+
+/* The kernel refused some SQEs for now: make the next poll try again. */
+static void submit_failed(struct uring *u, int r)
+{
+	if (r != -EBUSY && r != -EAGAIN && r != -EINTR)
+		rg_fatal("io_uring_enter: %s", strerror(-r));
+	atomic_store_explicit(&u->unsubmitted, 1, memory_order_relaxed);
+}
+
+/* Hand every prepared SQE to the kernel. Needs sq_lock. */
+static void submit_locked(struct uring *u, bool registered)
+{
+	unsigned n = publish_locked(u);
 
 	/* SUBMIT_ALL: the kernel takes every SQE or fails outright. */
-	if (r >= 0)
-		atomic_store_explicit(&u->unsubmitted, 0, memory_order_relaxed);
-	else if (r != -EBUSY && r != -EAGAIN && r != -EINTR)
-		rg_fatal("io_uring_submit: %s", strerror(-r));
+	if (n) {
+		int r = ring_enter(u, registered, n, 0, 0, NULL, 0);
+		if (r < 0)
+			submit_failed(u, r);
+	}
+}
+
+/* From any thread or goroutine. */
+void uring_submit_locked(struct uring *u)
+{
+	submit_locked(u, false);
 }
 
 /*
  * n free SQEs, submitting (and, when the kernel pushes back, waiting for
  * reapers) as needed. Needs sq_lock; may drop it while waiting.
  */
-static void reserve_locked(struct uring *u, unsigned n)
+void uring_reserve_locked(struct uring *u, unsigned n)
 {
 	while (io_uring_sq_space_left(&u->ring) < n) {
-		submit_locked(u);
+		uring_submit_locked(u);
 		if (io_uring_sq_space_left(&u->ring) >= n)
 			return;
 		/* The CQ is backed up: let the reapers catch up. */
@@ -83,7 +159,7 @@ static void reserve_locked(struct uring *u, unsigned n)
 	}
 }
 
-static struct io_uring_sqe *sqe_locked(struct uring *u, uint64_t user_data)
+struct io_uring_sqe *uring_sqe_locked(struct uring *u, uint64_t user_data)
 {
 	struct io_uring_sqe *sqe = io_uring_get_sqe(&u->ring);
 
@@ -149,9 +225,9 @@ static void prep(struct io_uring_sqe *sqe, const struct rg_io_req *r)
 static void cancel_op(struct uring *u, struct uring_op *op)
 {
 	rg_lock(&u->sq_lock);
-	reserve_locked(u, 1);
-	io_uring_prep_cancel64(sqe_locked(u, TAG_CANCEL), (uint64_t)(uintptr_t)op, 0);
-	submit_locked(u);
+	uring_reserve_locked(u, 1);
+	io_uring_prep_cancel64(uring_sqe_locked(u, TAG_CANCEL), (uint64_t)(uintptr_t)op, 0);
+	uring_submit_locked(u);
 	rg_unlock(&u->sq_lock);
 }
 
@@ -170,23 +246,31 @@ static int64_t uring_io(struct rg_poller *pl, const struct rg_io_req *req, rg_ct
 
 	if (ctx && (err = rg_ctx_err(ctx)) != 0)
 		return err;
+	if (req->op == RG_IO_ACCEPT) {
+		bool handled;
+		int64_t r = uring_accept(pl, req, ctx, &handled);
+		if (handled)
+			return r;
+	} else if (req->op == RG_IO_CLOSE) {
+		uring_accept_close(u, req->fd);
+	}
 	rg_iowait_begin(pl, &op.w);
 
 	rg_lock(&u->sq_lock);
-	reserve_locked(u, 2);
+	uring_reserve_locked(u, 2);
 	if (req->op == RG_IO_CLOSE) {
 		/* Go's Close wakes the fd's blocked readers and writers: cancel them first. */
-		struct io_uring_sqe *c = sqe_locked(u, TAG_CANCEL);
+		struct io_uring_sqe *c = uring_sqe_locked(u, TAG_CANCEL);
 		io_uring_prep_cancel_fd(c, req->fd, IORING_ASYNC_CANCEL_ALL);
 		c->flags |= IOSQE_IO_HARDLINK;
 	}
 	rg_tsan_release(&op); /* the reaper's acquire: the kernel hands op over */
-	prep(sqe_locked(u, (uint64_t)(uintptr_t)&op), req);
+	prep(uring_sqe_locked(u, (uint64_t)(uintptr_t)&op), req);
 	/* user_data joins these probes with the kernel's io_uring tracepoints. */
 	RG_PROBE(io_submit, op.w.g->goid, (uint64_t)(uintptr_t)&op, (int)req->op);
 	/* An M asleep in the ring means idle CPUs: submit now rather than batch. */
-	if (atomic_load_explicit(&pl->blocked, memory_order_relaxed))
-		submit_locked(u);
+	if (atomic_load_explicit(&u->sleeping, memory_order_relaxed))
+		uring_submit_locked(u);
 	rg_unlock(&u->sq_lock);
 
 	if (ctx && rg_ctx_hook_add(ctx, &op.hook) != 0)
@@ -212,7 +296,7 @@ static int64_t uring_io(struct rg_poller *pl, const struct rg_io_req *req, rg_ct
 static int reap_locked(struct uring *u, struct rg_g **out, int max, bool *woken)
 {
 	struct io_uring_cqe *cqe;
-	unsigned head, seen = 0;
+	unsigned head, seen = 0, more = 0;
 	int n = 0;
 
 	io_uring_for_each_cqe(&u->ring, head, cqe)
@@ -225,29 +309,38 @@ static int reap_locked(struct uring *u, struct rg_g **out, int max, bool *woken)
 		} else if (ud != TAG_CANCEL) {
 			if (n == max)
 				break;
-			struct uring_op *op = (struct uring_op *)(uintptr_t)ud;
-			rg_tsan_acquire(op);
-			op->res = cqe->res; /* before complete: the waiter may run at once */
-			struct rg_g *g = rg_iowait_complete(&op->w);
+			struct rg_g *g;
+			if (ud & TAG_ACCEPT) {
+				g = uring_accept_cqe(u, cqe);
+			} else {
+				struct uring_op *op = (struct uring_op *)(uintptr_t)ud;
+				rg_tsan_acquire(op);
+				op->res = cqe->res; /* before complete: the waiter may run at once */
+				g = rg_iowait_complete(&op->w);
+			}
 			if (g)
 				out[n++] = g;
 		}
+		/* A multishot request stays in flight until its last CQE. */
+		if (cqe->flags & IORING_CQE_F_MORE)
+			more++;
 		seen++;
 	}
 	if (seen) {
 		io_uring_cq_advance(&u->ring, seen);
-		atomic_fetch_sub_explicit(&u->inflight, seen, memory_order_relaxed);
+		atomic_fetch_sub_explicit(&u->inflight, seen - more, memory_order_relaxed);
 	}
 	return n;
 }
 
+/* Submit what is prepared (from the poll: never in a goroutine). */
 static void flush(struct uring *u)
 {
 	if (atomic_load_explicit(&u->unsubmitted, memory_order_relaxed) == 0)
 		return;
 	rg_lock(&u->sq_lock);
 	if (atomic_load_explicit(&u->unsubmitted, memory_order_relaxed))
-		submit_locked(u);
+		submit_locked(u, true);
 	rg_unlock(&u->sq_lock);
 }
 
@@ -267,18 +360,68 @@ static bool kernel_has_events(struct uring *u)
 	return IO_URING_READ_ONCE(*u->ring.sq.kflags) & (IORING_SQ_TASKRUN | IORING_SQ_CQ_OVERFLOW);
 }
 
+static int reap(struct uring *u, struct rg_g **out, int max, bool *woken)
+{
+	rg_lock(&u->cq_lock);
+	int n = reap_locked(u, out, max, woken);
+	rg_unlock(&u->cq_lock);
+	return n;
+}
+
+/*
+ * The idle M's spin (Go's spinning M, Linux's busy poll): while completions
+ * keep arriving within the window, watch the CQ for up to spin_ns before
+ * sleeping, which spares the sleep and the wake-up (an IPI and a halt exit
+ * on a VM) in a latency-bound exchange. It submits what running Ms prepare
+ * meanwhile, and runs task work (IORING_SQ_TASKRUN) when the kernel asks.
+ * Adaptive and bounded: it spins only if the previous wait ended within
+ * the window, and a spin that times out stops spinning until a sleep ends
+ * that fast again, so an idle daemon never spins and a missed spin costs
+ * spin_ns of one CPU once. Returns whether the CQ has something.
+ */
+static bool spin(struct uring *u, int64_t until)
+{
+	int64_t now = rg_nanotime(), end = now + u->spin_ns;
+	bool entered = false;
+
+	if (until > 0 && until < end)
+		end = until;
+	for (;;) {
+		if (cq_nonempty(u))
+			return true;
+		/* Task work for another thread stays flagged: enter once per flagging. */
+		bool events = kernel_has_events(u);
+		if (atomic_load_explicit(&u->unsubmitted, memory_order_relaxed) ||
+		    (events && !entered)) {
+			entered = events;
+			rg_lock(&u->sq_lock);
+			unsigned n = publish_locked(u);
+			rg_unlock(&u->sq_lock);
+			int r = ring_enter(u, true, n, 0, IORING_ENTER_GETEVENTS, NULL, 0);
+			if (r < 0 && n)
+				submit_failed(u, r);
+			continue;
+		}
+		entered = entered && events;
+		for (int i = 0; i < 64; i++)
+			rg_arch_relax();
+		if (rg_nanotime() >= end)
+			return false;
+	}
+}
+
 static int uring_poll(struct rg_poller *pl, int64_t until, struct rg_g **out, int max)
 {
 	struct uring *u = pl->backend;
 	bool woken = false;
 	int n;
 
-	flush(u);
 	if (until == 0) {
+		flush(u);
 		if (!cq_nonempty(u)) {
 			if (!kernel_has_events(u))
 				return 0;
-			io_uring_get_events(&u->ring);
+			ring_enter(u, true, 0, 0, IORING_ENTER_GETEVENTS, NULL, 0);
 		}
 		if (!rg_trylock(&u->cq_lock))
 			return 0; /* another M is reaping */
@@ -287,31 +430,49 @@ static int uring_poll(struct rg_poller *pl, int64_t until, struct rg_g **out, in
 		return n;
 	}
 
-	rg_lock(&u->cq_lock);
-	n = reap_locked(u, out, max, &woken);
-	rg_unlock(&u->cq_lock);
-	if (n || woken)
+	n = reap(u, out, max, &woken);
+	if (n || woken) {
+		flush(u);
 		return n; /* a wake sent before we got here still counts */
+	}
+	if (u->spin_ok && u->spin_ns > 0) {
+		u->spin_ok = spin(u, until);
+		if (u->spin_ok)
+			return reap(u, out, max, &woken);
+	}
 
 	struct __kernel_timespec ts;
 	struct io_uring_getevents_arg arg = {.sigmask_sz = _NSIG / 8};
+	int64_t start = rg_nanotime();
 	if (until > 0) {
-		int64_t left = until - rg_nanotime();
-		if (left <= 0)
+		int64_t left = until - start;
+		if (left <= 0) {
+			flush(u);
 			return 0;
+		}
 		ts.tv_sec = left / 1000000000;
 		ts.tv_nsec = left % 1000000000;
 		arg.ts = (uint64_t)(uintptr_t)&ts;
 	}
 	/*
-	 * One wait, then return even if another M reaped what woke us: the
-	 * caller re-examines timers and queues, so a wake-up is never lost.
+	 * Submit and wait in one enter. SQEs prepared after the publish see
+	 * sleeping and submit themselves. One wait, then return even if
+	 * another M reaped what woke us: the caller re-examines timers and
+	 * queues, so a wake-up is never lost.
 	 */
-	io_uring_enter2(u->ring.ring_fd, 0, 1, IORING_ENTER_GETEVENTS | IORING_ENTER_EXT_ARG,
-			(sigset_t *)&arg, sizeof(arg));
-	rg_lock(&u->cq_lock);
-	n = reap_locked(u, out, max, &woken);
-	rg_unlock(&u->cq_lock);
+	rg_lock(&u->sq_lock);
+	unsigned sub = publish_locked(u);
+	atomic_store_explicit(&u->sleeping, 1, memory_order_relaxed);
+	rg_unlock(&u->sq_lock);
+	int r = ring_enter(u, true, sub, 1, IORING_ENTER_GETEVENTS | IORING_ENTER_EXT_ARG, &arg,
+			   sizeof(arg));
+	atomic_store_explicit(&u->sleeping, 0, memory_order_relaxed);
+	/* The wait's own errors (-ETIME, -EINTR) count only when nothing was submitted. */
+	if (r < 0 && sub && r != -ETIME)
+		submit_failed(u, r);
+	n = reap(u, out, max, &woken);
+	if (n)
+		u->spin_ok = rg_nanotime() - start < u->spin_ns;
 	return n;
 }
 
@@ -325,9 +486,9 @@ static void uring_wake(struct rg_poller *pl)
 						     memory_order_acq_rel, memory_order_relaxed))
 		return;
 	rg_lock(&u->sq_lock);
-	reserve_locked(u, 1);
-	io_uring_prep_nop(sqe_locked(u, TAG_WAKE));
-	submit_locked(u);
+	uring_reserve_locked(u, 1);
+	io_uring_prep_nop(uring_sqe_locked(u, TAG_WAKE));
+	uring_submit_locked(u);
 	rg_unlock(&u->sq_lock);
 }
 
@@ -369,6 +530,9 @@ static int uring_init(struct rg_poller *pl)
 		free(u);
 		return r;
 	}
+	u->gen = atomic_fetch_add_explicit(&ring_gens, 1, memory_order_relaxed) + 1;
+	const char *spin_env = getenv("RINGO_URING_SPIN_US");
+	u->spin_ns = (spin_env ? atol(spin_env) : SPIN_US) * 1000;
 	/* A forked child must not write into the parent's rings. */
 	io_uring_ring_dontfork(&u->ring);
 	pl->backend = u;
@@ -380,14 +544,15 @@ static void uring_destroy(struct rg_poller *pl)
 	struct uring *u = pl->backend;
 	struct rg_g *sink[64];
 
+	rg_tsan_acquire(&ring_epoch); /* an earlier ring's destroy, maybe at this address */
 	/*
 	 * Goroutines abandoned in I/O still own their buffers: cancel all of
 	 * it and wait for every CQE before the stacks can be unmapped.
 	 */
 	rg_lock(&u->sq_lock);
-	reserve_locked(u, 1);
-	io_uring_prep_cancel64(sqe_locked(u, TAG_CANCEL), 0, IORING_ASYNC_CANCEL_ANY);
-	submit_locked(u);
+	uring_reserve_locked(u, 1);
+	io_uring_prep_cancel64(uring_sqe_locked(u, TAG_CANCEL), 0, IORING_ASYNC_CANCEL_ANY);
+	uring_submit_locked(u);
 	rg_unlock(&u->sq_lock);
 	for (int tries = 0; atomic_load_explicit(&u->inflight, memory_order_relaxed) > 0; tries++) {
 		struct __kernel_timespec ts = {.tv_nsec = 100000000};
@@ -403,8 +568,13 @@ static void uring_destroy(struct rg_poller *pl)
 		reap_locked(u, sink, 64, &woken); /* parked forever: nobody readies them */
 		rg_unlock(&u->cq_lock);
 	}
-	io_uring_queue_exit(&u->ring);
+	uring_accept_destroy(u);
+	if (tl_ring.gen == u->gen && tl_ring.idx >= 0)
+		unregister_slot(u, tl_ring.idx);
+	tl_ring.gen = 0;
+	/* Before the unmap: a new ring may be mapped at this address right after it. */
 	rg_tsan_release(&ring_epoch);
+	io_uring_queue_exit(&u->ring);
 	free(u);
 	pl->backend = NULL;
 }

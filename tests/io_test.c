@@ -13,12 +13,12 @@
  * the test asserts after rg_run. Readiness is a goroutine's parked state or
  * a flag, never a sleep.
  */
+#include <dirent.h>
 #include <fcntl.h>
 #include <linux/io_uring.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <pthread.h>
-#include <stdarg.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -26,6 +26,7 @@
 #include <sys/uio.h>
 
 #include "rg_test.h"
+#include "rg_check.h"
 
 #define AWAIT_NS (10ull * 1000000000ull)
 #include "rg_await.h"
@@ -42,40 +43,6 @@ FIXTURE_SETUP(slow)
 FIXTURE_TEARDOWN(slow)
 {
 }
-
-/* ---- failures seen by goroutines: counted, the first one described ---- */
-
-static struct {
-	_Atomic int n;
-	char first[768];
-} gfail;
-
-static void gfail_at(int line, const char *fmt, ...)
-{
-	va_list ap;
-	int k;
-
-	if (atomic_fetch_add(&gfail.n, 1) != 0)
-		return;
-	k = snprintf(gfail.first, sizeof(gfail.first), "line %d: ", line);
-	va_start(ap, fmt);
-	vsnprintf(gfail.first + k, sizeof(gfail.first) - (size_t)k, fmt, ap);
-	va_end(ap);
-}
-
-#define GFAIL(fmt, ...) gfail_at(__LINE__, fmt, ##__VA_ARGS__)
-#define GCHECK(cond, fmt, ...)                                                \
-	({                                                                    \
-		bool ok_ = (cond);                                            \
-		if (!ok_)                                                     \
-			gfail_at(__LINE__, "%s: " fmt, #cond, ##__VA_ARGS__); \
-		ok_;                                                          \
-	})
-
-#define EXPECT_NO_GFAIL()                                                                \
-	EXPECT_EQ(0, atomic_load(&gfail.n))                                              \
-	TH_LOG("%d check(s) failed in goroutines; the first: %s", atomic_load(&gfail.n), \
-	       gfail.first)
 
 static bool is_parked(gslot *slot)
 {
@@ -1846,6 +1813,275 @@ TEST(poller_name_default_and_epoll)
 	TH_LOG("child %s: %s", rt_status_str(out->status, st, sizeof(st)), out->out);
 	EXPECT_STREQ("io_uring", c->name);
 	free(out);
+}
+
+/* ======================================================================== */
+/* Multishot accept: a listener accepted from repeatedly                    */
+/* ======================================================================== */
+
+/*
+ * From its second rg_accept on, an io_uring listener has a multishot
+ * accept armed: the kernel accepts connections before anyone calls
+ * rg_accept, and they queue for the next calls. The same tests run under
+ * epoll, where connections wait in the kernel's backlog instead.
+ */
+#define MS_CONNS 8
+#define MS_MANY 40 /* past the queue's bound (32): the multishot is cancelled and re-armed */
+
+static struct {
+	int lfd, c[MS_MANY], s[MS_MANY], ports[MS_MANY];
+	int drained;	    /* the kernel's backlog emptied without an rg_accept */
+	int distinct;	    /* accepted connections that matched a distinct client */
+	int closed;	    /* descriptors rg_close(listener) closed */
+	int eof_or_reset;   /* clients that saw the listener's rg_close */
+	int timed_out, after_timeout;
+	int r_full, r_after, same_peer;
+} ms;
+
+static bool listener_pending(int lfd)
+{
+	struct pollfd p = {.fd = lfd, .events = POLLIN};
+
+	return poll(&p, 1, 0) == 1;
+}
+
+#define MS_FDS 4096
+
+/* Mark the open descriptors below MS_FDS (the runtime may open others meanwhile). */
+static void open_fds(bool *open)
+{
+	DIR *d = opendir("/proc/self/fd");
+	struct dirent *e;
+
+	memset(open, 0, MS_FDS * sizeof(*open));
+	if (!d)
+		return;
+	while ((e = readdir(d)) != NULL) {
+		int fd = atoi(e->d_name);
+		if (e->d_name[0] != '.' && fd >= 0 && fd < MS_FDS && fd != dirfd(d))
+			open[fd] = true;
+	}
+	closedir(d);
+}
+
+static int ms_listen(char *addr, size_t len)
+{
+	int lfd = rg_listen_tcp("127.0.0.1:0", 128);
+
+	if (lfd >= 0)
+		snprintf(addr, len, "127.0.0.1:%d", rg_local_port(lfd));
+	return lfd;
+}
+
+/* Two dials, two accepts: the second arms the multishot (io_uring). */
+static bool ms_arm(int lfd, const char *addr)
+{
+	for (int i = 0; i < 2; i++) {
+		int c = rg_dial_tcp(addr), s;
+
+		if (!GCHECK(c >= 0, "dial: %s", strerror(-c)))
+			return false;
+		s = rg_accept(lfd, NULL, NULL);
+		rg_close(c);
+		if (!GCHECK(s >= 0, "accept: %s", strerror(-s)))
+			return false;
+		rg_close(s);
+	}
+	return true;
+}
+
+/* Accept n connections and match each (by peer port, then one byte each way) with a client. */
+static int ms_accept_and_match(int lfd, int n)
+{
+	bool used[MS_MANY] = {0};
+	int matched = 0;
+
+	for (int i = 0; i < n; i++) {
+		struct sockaddr_in peer;
+		socklen_t plen = sizeof(peer);
+		int s = rg_accept(lfd, (struct sockaddr *)&peer, &plen), j;
+		char b = 0;
+
+		if (!GCHECK(s >= 0, "accept %d: %s", i, strerror(-s)))
+			break;
+		for (j = 0; j < n; j++) {
+			if (!used[j] && plen == sizeof(peer) && peer.sin_family == AF_INET &&
+			    ntohs(peer.sin_port) == ms.ports[j])
+				break;
+		}
+		if (GCHECK(j < n, "accept %d: peer port %d is no client's", i, ntohs(peer.sin_port)) &&
+		    GCHECK(rg_send(ms.c[j], "m", 1, 0) == 1, "send") &&
+		    GCHECK(rg_recv(s, &b, 1, 0) == 1 && b == 'm', "recv")) {
+			used[j] = true;
+			matched++;
+		}
+		rg_close(s);
+	}
+	return matched;
+}
+
+static void ms_queue_main(void *arg)
+{
+	char addr[64];
+	int lfd = ms_listen(addr, sizeof(addr));
+
+	if (!GCHECK(lfd >= 0, "listen") || !ms_arm(lfd, addr))
+		return;
+	for (int i = 0; i < MS_CONNS; i++) {
+		ms.c[i] = rg_dial_tcp(addr);
+		if (!GCHECK(ms.c[i] >= 0, "dial: %s", strerror(-ms.c[i])))
+			return;
+		ms.ports[i] = rg_local_port(ms.c[i]);
+	}
+	/* Established, and taken from the backlog by the multishot, not by us. */
+	ms.drained = using_epoll() || AWAIT(!listener_pending(lfd));
+	ms.distinct = ms_accept_and_match(lfd, MS_CONNS);
+	for (int i = 0; i < MS_CONNS; i++)
+		rg_close(ms.c[i]);
+	rg_close(lfd);
+}
+
+TEST(multishot_accept_queues_connections)
+{
+	memset(&ms, 0, sizeof(ms));
+	ASSERT_EQ(0, rg_run(ms_queue_main, NULL));
+	EXPECT_NO_GFAIL();
+	EXPECT_TRUE(ms.drained) TH_LOG("connections stayed in the backlog with a multishot armed");
+	EXPECT_EQ(MS_CONNS, ms.distinct);
+}
+
+static void ms_close_main(void *arg)
+{
+	char addr[64], b;
+	int lfd = ms_listen(addr, sizeof(addr));
+
+	if (!GCHECK(lfd >= 0, "listen") || !ms_arm(lfd, addr))
+		return;
+	for (int i = 0; i < MS_CONNS; i++) {
+		ms.c[i] = rg_dial_tcp(addr);
+		if (!GCHECK(ms.c[i] >= 0, "dial: %s", strerror(-ms.c[i])))
+			return;
+	}
+	ms.drained = using_epoll() || AWAIT(!listener_pending(lfd));
+	static bool before[MS_FDS], after[MS_FDS];
+	open_fds(before);
+	GCHECK(rg_close(lfd) == 0, "rg_close(listener)");
+	open_fds(after);
+	for (int fd = 0; fd < MS_FDS; fd++)
+		ms.closed += before[fd] && !after[fd];
+	/* Each client sees the end: FIN from a queued descriptor's close, or the backlog's reset. */
+	for (int i = 0; i < MS_CONNS; i++) {
+		rg_ctx *ctx = rg_ctx_with_timeout(rg_ctx_background(), 5 * SEC);
+		ssize_t n = rg_recv_ctx(ctx, ms.c[i], &b, 1, 0);
+
+		if (GCHECK(n == 0 || n == -ECONNRESET, "client %d: %zd", i, n))
+			ms.eof_or_reset++;
+		rg_ctx_free(ctx);
+		rg_close(ms.c[i]);
+	}
+}
+
+TEST(multishot_accept_listener_close_closes_queued)
+{
+	memset(&ms, 0, sizeof(ms));
+	ASSERT_EQ(0, rg_run(ms_close_main, NULL));
+	EXPECT_NO_GFAIL();
+	EXPECT_TRUE(ms.drained);
+	/* The listener, and under io_uring every queued connection with it. */
+	EXPECT_LE(1 + (using_epoll() ? 0 : MS_CONNS), ms.closed);
+	EXPECT_EQ(MS_CONNS, ms.eof_or_reset);
+}
+
+static void ms_bound_main(void *arg)
+{
+	char addr[64];
+	int lfd = ms_listen(addr, sizeof(addr));
+
+	if (!GCHECK(lfd >= 0, "listen") || !ms_arm(lfd, addr))
+		return;
+	/* A waiter whose context ends takes nothing with it. */
+	rg_ctx *ctx = rg_ctx_with_timeout(rg_ctx_background(), 20 * MS);
+	ms.timed_out = rg_accept_ctx(ctx, lfd, NULL, NULL);
+	rg_ctx_free(ctx);
+	for (int i = 0; i < MS_MANY; i++) {
+		ms.c[i] = rg_dial_tcp(addr);
+		if (!GCHECK(ms.c[i] >= 0, "dial %d: %s", i, strerror(-ms.c[i])))
+			return;
+		ms.ports[i] = rg_local_port(ms.c[i]);
+	}
+	/* More than the queue holds: some wait in the backlog until it is re-armed. */
+	ms.distinct = ms_accept_and_match(lfd, MS_MANY);
+	for (int i = 0; i < MS_MANY; i++)
+		rg_close(ms.c[i]);
+	rg_close(lfd);
+}
+
+TEST(multishot_accept_bound_and_cancelled_waiter)
+{
+	memset(&ms, 0, sizeof(ms));
+	ASSERT_EQ(0, rg_run(ms_bound_main, NULL));
+	EXPECT_NO_GFAIL();
+	EXPECT_EQ(-ETIMEDOUT, ms.timed_out);
+	EXPECT_EQ(MS_MANY, ms.distinct);
+}
+
+static void ms_emfile_main(void *arg)
+{
+	char addr[64];
+	int lfd = ms_listen(addr, sizeof(addr)), cs, low, fill[EMFILE_MAX], nfill = 0;
+	struct sockaddr_in to = {.sin_family = AF_INET}, peer;
+	socklen_t plen = sizeof(peer);
+	struct rlimit old, tight;
+
+	if (!GCHECK(lfd >= 0, "listen"))
+		return;
+	/*
+	 * The limit first: a multishot accept takes RLIMIT_NOFILE when it is
+	 * armed. Then no free descriptor number below it, then a connection.
+	 */
+	low = fcntl(lfd, F_DUPFD_CLOEXEC, 0);
+	close(low);
+	GCHECK(getrlimit(RLIMIT_NOFILE, &old) == 0, "getrlimit");
+	tight = (struct rlimit){(rlim_t)low + 8, old.rlim_max};
+	GCHECK(setrlimit(RLIMIT_NOFILE, &tight) == 0, "setrlimit: %s", strerror(errno));
+	if (!ms_arm(lfd, addr))
+		return;
+	cs = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (!GCHECK(cs >= 0, "socket"))
+		return;
+	while (nfill < EMFILE_MAX && (fill[nfill] = fcntl(lfd, F_DUPFD_CLOEXEC, 0)) >= 0)
+		nfill++;
+	GCHECK(nfill < EMFILE_MAX && errno == EMFILE, "%d descriptors", nfill);
+	to.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	to.sin_port = htons((uint16_t)rg_local_port(lfd));
+	GCHECK(rg_connect(cs, (struct sockaddr *)&to, sizeof(to)) == 0, "connect");
+
+	ms.r_full = rg_accept(lfd, NULL, NULL);
+	if (ms.r_full >= 0)
+		close(ms.r_full);
+	/* One descriptor free again: the same connection is accepted (re-armed). */
+	if (nfill > 0)
+		close(fill[--nfill]);
+	ms.r_after = rg_accept(lfd, (struct sockaddr *)&peer, &plen);
+	GCHECK(setrlimit(RLIMIT_NOFILE, &old) == 0, "setrlimit: %s", strerror(errno));
+	while (nfill > 0)
+		close(fill[--nfill]);
+	if (ms.r_after >= 0) {
+		ms.same_peer = plen == sizeof(peer) && ntohs(peer.sin_port) == rg_local_port(cs);
+		rg_close(ms.r_after);
+	}
+	rg_close(cs);
+	rg_close(lfd);
+}
+
+TEST(multishot_accept_emfile_recovers)
+{
+	memset(&ms, 0, sizeof(ms));
+	ASSERT_EQ(0, rg_run(ms_emfile_main, NULL));
+	EXPECT_NO_GFAIL();
+	EXPECT_EQ(-EMFILE, ms.r_full);
+	ASSERT_LE(0, ms.r_after) TH_LOG("accept after freeing a descriptor: %s", strerror(-ms.r_after));
+	EXPECT_TRUE(ms.same_peer);
 }
 
 TEST_HARNESS_MAIN
