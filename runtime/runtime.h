@@ -200,6 +200,8 @@ struct rg_p {
 	pid_t sysmon_tid;	   /* [sysmon] the thread then */
 	int32_t sysmon_tries;	   /* [sysmon] preemption requests this slice */
 	struct rg_p *sysmon_lent;  /* [sysmon] the P lent while this one is stuck */
+	bool sysmon_klent;	   /* [sysmon] lent because its M blocked in the kernel (kblock.c) */
+	pid_t sysmon_ktid;	   /* [sysmon] that M's thread */
 	/* Lent by sysmon (above GOMAXPROCS) while another P's goroutine is stuck in unsafe code. */
 	_Atomic bool lent;
 } __attribute__((aligned(RG_CACHELINE)));

@@ -834,7 +834,8 @@ static void m_init_thread(struct rg_m *m)
 	void *lo;
 	size_t size;
 
-	m->tid = (pid_t)syscall(SYS_gettid);
+	/* Atomic: sysmon's kernel-fed handoff (kblock.c) reads it from allm. */
+	__atomic_store_n(&m->tid, (pid_t)syscall(SYS_gettid), __ATOMIC_RELAXED);
 	m->rand = ((uint64_t)m->tid << 32) ^ (uint64_t)rg_nanotime() ^ (uintptr_t)m;
 	if (pthread_getattr_np(pthread_self(), &attr) == 0) {
 		if (pthread_attr_getstack(&attr, &lo, &size) == 0) {

@@ -7,8 +7,11 @@
  *  - polls the poller when no M has for 10 ms, so completions are not left
  *    behind Ms that always have work of their own;
  *  - preempts a goroutine that has run a whole time slice while other work
- *    waits (Go's retake for running Ps; preempt.c does the rest).
- * When every P is idle it sleeps until a P enters a system call.
+ *    waits (Go's retake for running Ps; preempt.c does the rest);
+ *  - lends a P at once when the kernel reports (kblock.c) that the M of a
+ *    P with work waiting blocked outside a system call the runtime knows of.
+ * When every P is idle it sleeps until a P enters a system call. With the
+ * BPF program loaded it sleeps in epoll, which the program's records end.
  */
 #include <errno.h>
 #include <signal.h>
@@ -18,12 +21,14 @@
 #include <time.h>
 
 #include "fatal.h"
+#include "kblock.h"
 #include "poller.h"
 #include "preempt.h"
 #include "probes.h"
 #include "runq.h"
 #include "runtime.h"
 #include "schedstats.h"
+#include "timer.h"
 
 #define SYSMON_MIN_DELAY_NS 20000LL
 #define SYSMON_MAX_DELAY_NS 10000000LL
@@ -35,6 +40,11 @@
 #define LEND_AFTER_TRIES 4
 #define LEND_MIN_NS 2000000LL
 #define PREEMPT_RETRY_MAX_NS 1000000LL
+#define KBLOCK_MAX_REPORTS 64
+#define KBLOCK_RECHECK_NS 1000000LL /* while a P is lent for a block, should a record be lost */
+/* Blocked at least this long (Go's sysmon wants a syscall to last a 20 us tick): a contended
+ * lock or a short fault ends before a lent P's M could even start. */
+#define KBLOCK_MIN_NS 20000LL
 
 /* Retake Ps stuck in system calls; returns how many. */
 static int retake(struct rg_sched *s, int64_t now)
@@ -192,6 +202,37 @@ static void lend_p(struct rg_sched *s, struct rg_p *stuck)
 	rg_startm(s, p, true);
 }
 
+/*
+ * A P above GOMAXPROCS (a lent P whose loan ended, or one a shrink retired)
+ * keeps its goroutine until its next scheduling point, and thieves look only
+ * below GOMAXPROCS: lending does not help the goroutines queued behind a
+ * goroutine stuck there. Take them to the global queue instead (sysmon
+ * consumes the ring as a thief does). Returns how many.
+ */
+static int drain_retiring(struct rg_sched *s, struct rg_p *p)
+{
+	struct rg_g *g;
+	bool inherit;
+	int n = 0;
+
+	while ((g = rg_runqget(p, &inherit)) != NULL) {
+		rg_globrunqput(s, g);
+		n++;
+	}
+	if (n)
+		rg_wakep(s, true);
+	return n;
+}
+
+/* Did the kernel report thread tid blocked (kblock.c)? */
+static bool kblocked(const struct rg_kblock_report *r, int nr, pid_t tid)
+{
+	for (int i = 0; i < nr; i++)
+		if (r[i].tid == tid)
+			return true;
+	return false;
+}
+
 /* Thread tid's CPU time (Linux's per-thread CPU clock id, as pthread_getcpuclockid), or -1. */
 static int64_t thread_cpu_ns(pid_t tid)
 {
@@ -215,7 +256,8 @@ static int64_t thread_cpu_ns(pid_t tid)
  * same CPU per turn, which is what fair shares mean. On an idle machine
  * the two are the same; two slices of wall time is the limit.
  */
-static int64_t preempt_long(struct rg_sched *s, int64_t now, bool chaos, uint64_t *rnd)
+static int64_t preempt_long(struct rg_sched *s, int64_t now, bool chaos, uint64_t *rnd,
+			    const struct rg_kblock_report *kr, int nkr)
 {
 	int32_t n = atomic_load_explicit(&s->nallp, memory_order_acquire);
 	int64_t slice = rg_preempt_conf.slice_ns, next = 0;
@@ -298,6 +340,9 @@ static int64_t preempt_long(struct rg_sched *s, int64_t now, bool chaos, uint64_
 			if (!next || at < next)
 				next = at;
 		}
+		/* Blocked in the kernel: a signal cannot help; kblock_lend does. */
+		if (nkr && kblocked(kr, nkr, atomic_load_explicit(&p->owner_tid, memory_order_relaxed)))
+			continue;
 		uint32_t refused = preemptone(s, p, t, now);
 		if (p->sysmon_lent &&
 		    atomic_load_explicit(&p->sysmon_lent->status, memory_order_relaxed) == P_DEAD)
@@ -310,16 +355,136 @@ static int64_t preempt_long(struct rg_sched *s, int64_t now, bool chaos, uint64_
 		int64_t stuck = p->sysmon_slice > LEND_MIN_NS ? p->sysmon_slice : LEND_MIN_NS;
 		if (++p->sysmon_tries >= LEND_AFTER_TRIES && !chaos && !p->sysmon_lent &&
 		    overrun >= stuck && refused >= LEND_AFTER_TRIES &&
-		    !atomic_load_explicit(&p->lent, memory_order_relaxed))
-			lend_p(s, p);
+		    !atomic_load_explicit(&p->lent, memory_order_relaxed)) {
+			if (p->id >= atomic_load_explicit(&s->gomaxprocs, memory_order_relaxed))
+				drain_retiring(s, p);
+			else
+				lend_p(s, p);
+		}
 	}
 	return next;
 }
 
+/*
+ * Kernel-fed handoff: the M of a running P blocked in the kernel (a page
+ * fault, a read() not wrapped in rg_syscall_enter, a futex in a library),
+ * as bpf/mblock.bpf.c reports. When work waits for that P, lend one as
+ * soon as the block is KBLOCK_MIN_NS old (the M may be anywhere, even
+ * inside the runtime: its P stays its own), and retire the loan once the
+ * M runs again. Returns true while a
+ * P is lent for a block; *recheck: when a block too young to lend for
+ * will be old enough (0: none).
+ */
+static bool kblock_lend(struct rg_sched *s, int64_t now, const struct rg_kblock_report *kr,
+			int nkr, int64_t *recheck)
+{
+	int32_t n = atomic_load_explicit(&s->nallp, memory_order_acquire);
+	bool any = false;
+
+	*recheck = 0;
+	if (atomic_load_explicit(&s->stopping, memory_order_acquire))
+		return false; /* no new Ms while the runtime winds down */
+
+	for (int32_t i = 0; i < n; i++) {
+		struct rg_p *p = s->allp[i];
+		if (!p->sysmon_klent)
+			continue;
+		if (p->sysmon_lent &&
+		    atomic_load_explicit(&p->status, memory_order_acquire) == P_RUNNING &&
+		    atomic_load_explicit(&p->owner_tid, memory_order_relaxed) == p->sysmon_ktid &&
+		    kblocked(kr, nkr, p->sysmon_ktid)) {
+			if (atomic_load_explicit(&p->sysmon_lent->status, memory_order_relaxed) !=
+			    P_DEAD) {
+				any = true;
+				continue;
+			}
+			p->sysmon_lent = NULL; /* it ran out of work: lend again if work waits */
+		} else if (p->sysmon_lent) {
+			/* Running again: the lent P retires at its next scheduling point. */
+			atomic_store_explicit(&p->sysmon_lent->lent, false, memory_order_relaxed);
+			p->sysmon_lent = NULL;
+		}
+		p->sysmon_klent = false;
+	}
+	for (int j = 0; j < nkr; j++) {
+		struct rg_p *p = NULL;
+		for (int32_t i = 0; i < n && !p; i++) {
+			struct rg_p *q = s->allp[i];
+			if (atomic_load_explicit(&q->status, memory_order_acquire) == P_RUNNING &&
+			    atomic_load_explicit(&q->owner_tid, memory_order_relaxed) == kr[j].tid)
+				p = q;
+		}
+		if (!p || p->sysmon_lent || atomic_load_explicit(&p->lent, memory_order_relaxed) ||
+		    !work_waits(s, p, now))
+			continue;
+		if (now - kr[j].since < KBLOCK_MIN_NS) {
+			int64_t at = kr[j].since + KBLOCK_MIN_NS;
+			if (!*recheck || at < *recheck)
+				*recheck = at;
+			continue;
+		}
+		if (p->id >= atomic_load_explicit(&s->gomaxprocs, memory_order_relaxed)) {
+			if (drain_retiring(s, p))
+				rg_kblock_count_lend(now);
+			continue;
+		}
+		/* preempt_long retires a loan made for a slice it has not seen. */
+		if (atomic_load_explicit(&p->schedtick, memory_order_relaxed) != p->sysmon_schedtick)
+			continue;
+		lend_p(s, p);
+		if (!p->sysmon_lent)
+			continue;
+		p->sysmon_klent = true;
+		p->sysmon_ktid = kr[j].tid;
+		rg_kblock_want_wake(kr[j].slot);
+		rg_kblock_count_lend(now);
+		any = true;
+	}
+	return any;
+}
+
 static bool all_idle(struct rg_sched *s)
 {
-	return atomic_load_explicit(&s->npidle, memory_order_relaxed) ==
-	       atomic_load_explicit(&s->gomaxprocs, memory_order_relaxed);
+	int32_t g = atomic_load_explicit(&s->gomaxprocs, memory_order_relaxed);
+	int32_t n = atomic_load_explicit(&s->nallp, memory_order_acquire);
+
+	if (atomic_load_explicit(&s->npidle, memory_order_relaxed) != g)
+		return false;
+	/*
+	 * A P above GOMAXPROCS (lent, or retiring) may still run a goroutine
+	 * until its next scheduling point, with work queued behind it: one that
+	 * blocks there must still be seen.
+	 */
+	for (int32_t i = g; i < n; i++)
+		if (atomic_load_explicit(&s->allp[i]->status, memory_order_relaxed) == P_RUNNING)
+			return false;
+	return true;
+}
+
+/*
+ * Shutdown: rg_sched_wake_all kicks the timed sleeper once, but an M on
+ * its way into the poller (it saw stopping clear) sleeps on if another M
+ * reaps that wake-up (timer.c, uring.c). Kick again while an M is still in
+ * the scheduler (rg_run waits for those), for a while: lent Ps (the
+ * kernel-fed handoff) made the race frequent.
+ */
+#define STOP_KICK_NS 2000000000LL
+static void stop_kick(struct rg_sched *s)
+{
+	int64_t until = rg_nanotime() + STOP_KICK_NS;
+
+	while (rg_nanotime() < until) {
+		int left = 0;
+		rg_lock(&s->lock);
+		for (struct rg_m *m = s->allm; m; m = m->alllink)
+			left += !atomic_load_explicit(&m->in_g, memory_order_relaxed);
+		rg_unlock(&s->lock);
+		if (left == 0)
+			return;
+		if (atomic_load_explicit(&s->timer_sleeping, memory_order_acquire))
+			rg_timer_kick(s);
+		rg_futex_wait(&s->sysmon_note, 0, 1000000);
+	}
 }
 
 static void *sysmon_main(void *arg)
@@ -328,6 +493,9 @@ static void *sysmon_main(void *arg)
 	int64_t delay = SYSMON_MIN_DELAY_NS, last_poll = rg_nanotime(), next_preempt = 0;
 	int idle = 0;
 	uint64_t rnd = (uint64_t)rg_nanotime() | 1;
+	struct rg_kblock_report kr[KBLOCK_MAX_REPORTS];
+	bool klent = false;
+	int64_t krecheck = 0;
 
 	/* Wake on time: a preemption is due at a precise instant. */
 	prctl(PR_SET_TIMERSLACK, 1UL, 0, 0, 0);
@@ -355,16 +523,30 @@ static void *sysmon_main(void *arg)
 			if (all_idle(s))
 				sleep = DEEP_SLEEP_NS;
 		}
+		if (klent && sleep > KBLOCK_RECHECK_NS)
+			sleep = KBLOCK_RECHECK_NS;
+		if (krecheck) {
+			int64_t until = krecheck - rg_nanotime();
+			if (until < sleep)
+				sleep = until < 1000 ? 1000 : until;
+		}
 		sleep = rg_schedstats(s, sleep); /* schedtrace probes, RINGO_DEBUG */
-		rg_futex_wait(&s->sysmon_note, 0, sleep);
+		/* Deep sleep is on the futex, which acquirep wakes. */
+		if (atomic_load_explicit(&s->sysmon_sleeping, memory_order_relaxed) ||
+		    !rg_kblock_sleep(sleep))
+			rg_futex_wait(&s->sysmon_note, 0, sleep);
 		atomic_store_explicit(&s->sysmon_note, 0, memory_order_relaxed);
 		atomic_store_explicit(&s->sysmon_sleeping, 0, memory_order_relaxed);
 
 		int64_t now = rg_nanotime();
+		int nkr = rg_kblock_scan(s, kr, KBLOCK_MAX_REPORTS);
 		poll_stale(s, now, &last_poll);
 		idle = retake(s, now) ? 0 : idle + 1;
-		next_preempt = preempt_long(s, now, chaos != 0, &rnd);
+		next_preempt = preempt_long(s, now, chaos != 0, &rnd, kr, nkr);
+		klent = kblock_lend(s, now, kr, nkr, &krecheck);
 	}
+	rg_kblock_forget(s);
+	stop_kick(s);
 	rg_sched_put(s);
 	return NULL;
 }
@@ -373,6 +555,9 @@ void rg_sysmon_wake(struct rg_sched *s)
 {
 	atomic_store_explicit(&s->sysmon_note, 1, memory_order_release);
 	rg_futex_wake(&s->sysmon_note, 1);
+	/* Outside deep sleep sysmon may be in epoll (kblock.c); only shutdown must end it. */
+	if (atomic_load_explicit(&s->stopping, memory_order_relaxed))
+		rg_kblock_kick();
 }
 
 int rg_sysmon_start(struct rg_sched *s)
@@ -381,6 +566,8 @@ int rg_sysmon_start(struct rg_sched *s)
 	sigset_t all, old;
 	int err;
 
+	/* The BPF program loads on a thread of its own: nobody waits for the verifier. */
+	rg_kblock_start();
 	/* Signals are for the Ms and the program's own threads, not for sysmon. */
 	sigfillset(&all);
 	pthread_sigmask(SIG_SETMASK, &all, &old);

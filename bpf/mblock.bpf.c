@@ -1,0 +1,124 @@
+// SPDX-License-Identifier: (BSD-2-Clause OR GPL-2.0-only)
+/*
+ * Kernel-fed P handoff (runtime/kblock.c loads it into the process itself).
+ * On every context switch of one of the process's Ms, record when it blocks
+ * in the kernel while running a goroutine on a P (m->in_g and m->p read
+ * from the M itself: the runtime's own plain stores are the published
+ * state) and when it runs again, in a per-M slot of an mmapable array.
+ * When work waits for that P (its ring, runnext, an expired timer, or the
+ * global queue), post a ring buffer record too, so sysmon, waiting in
+ * epoll, looks at once; work that comes later waits for sysmon's tick.
+ */
+#include "vmlinux.h"
+#include <bpf/bpf_core_read.h>
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_tracing.h>
+
+#include "mblock.h"
+
+char LICENSE[] SEC("license") = "Dual BSD/GPL";
+
+const volatile __u32 targ_tgid = 0;
+const volatile __u32 off_in_g = 0; /* offsetof(struct rg_m, in_g) */
+const volatile __u32 off_p = 0;	   /* offsetof(struct rg_m, p) */
+const volatile __u32 off_sched = 0; /* offsetof(struct rg_m, sched) */
+const volatile __u32 off_runqsize = 0; /* offsetof(struct rg_sched, runqsize) */
+const volatile __u32 off_timer0 = 0;   /* offsetof(struct rg_p, timer0_when) */
+/* struct rg_p starts with runqhead, runqtail, runnext (kblock.c checks). */
+struct runq_head {
+	__u32 head;
+	__u32 tail;
+	__u64 next;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(map_flags, BPF_F_MMAPABLE);
+	__uint(max_entries, RG_KBLOCK_SLOTS);
+	__type(key, __u32);
+	__type(value, struct rg_kblock_slot);
+} slots SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, RG_KBLOCK_SLOTS);
+	__type(key, __u32); /* tid */
+	__type(value, struct rg_kblock_m);
+} ms SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, 4096);
+} events SEC(".maps");
+
+/* Does work wait for the P at p (user address) of the M at m? */
+static __always_inline bool work_waits(__u64 m, __u64 p, __u64 now)
+{
+	struct runq_head q;
+	__s64 when = 0;
+	__u64 s = 0;
+	__s32 n = 0;
+
+	if (!bpf_probe_read_user(&q, sizeof(q), (void *)p) && (q.next || q.head != q.tail))
+		return true;
+	if (!bpf_probe_read_user(&when, sizeof(when), (void *)(p + off_timer0)) && when > 0 &&
+	    (__u64)when <= now)
+		return true;
+	return !bpf_probe_read_user(&s, sizeof(s), (void *)(m + off_sched)) && s &&
+	       !bpf_probe_read_user(&n, sizeof(n), (void *)(s + off_runqsize)) && n > 0;
+}
+
+static __always_inline void post(__u64 ts, __u32 slot, __u32 blocked)
+{
+	struct rg_kblock_event ev = {.ts = ts, .slot = slot, .blocked = blocked};
+
+	/* Adaptive wake-up: sysmon is woken when it had read everything. */
+	bpf_ringbuf_output(&events, &ev, sizeof(ev), 0);
+}
+
+SEC("tp_btf/sched_switch")
+int BPF_PROG(mblock_switch, bool preempt, struct task_struct *prev, struct task_struct *next,
+	     unsigned int prev_state)
+{
+	__u32 tid;
+
+	/* Blocked (not preempted, not runnable): is it an M running a goroutine on a P? */
+	if (prev_state != 0 && !preempt && prev->tgid == targ_tgid) {
+		tid = prev->pid;
+		struct rg_kblock_m *m = bpf_map_lookup_elem(&ms, &tid);
+		__u8 in_g = 0;
+		__u64 p = 0;
+		/* prev is current: its memory is ours to read (never faulted in here). */
+		if (m && !bpf_probe_read_user(&in_g, 1, (void *)(m->m_addr + off_in_g)) && in_g &&
+		    !bpf_probe_read_user(&p, 8, (void *)(m->m_addr + off_p)) && p) {
+			__u32 k = m->slot;
+			struct rg_kblock_slot *s = bpf_map_lookup_elem(&slots, &k);
+			if (s) {
+				__u64 now = bpf_ktime_get_ns();
+				s->blocked_since = now;
+				s->last_block = now;
+				s->seq++;
+				if (work_waits(m->m_addr, p, now))
+					post(now, k, 1);
+			}
+		}
+	}
+
+	/* Running again: the block is over. */
+	if (next->tgid == targ_tgid) {
+		tid = next->pid;
+		struct rg_kblock_m *m = bpf_map_lookup_elem(&ms, &tid);
+		if (m) {
+			__u32 k = m->slot;
+			struct rg_kblock_slot *s = bpf_map_lookup_elem(&slots, &k);
+			if (s && s->blocked_since) {
+				s->blocked_since = 0;
+				if (s->want_wake) {
+					s->want_wake = 0;
+					post(bpf_ktime_get_ns(), k, 0);
+				}
+			}
+		}
+	}
+	return 0;
+}

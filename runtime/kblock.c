@@ -1,0 +1,582 @@
+// SPDX-License-Identifier: BSD-2-Clause
+/*
+ * Kernel-fed P handoff, the user-space half (bpf/mblock.bpf.c is the other):
+ * loading the BPF program off the critical path, registering each M's
+ * thread with it, reading its per-M slots with plain loads, and sysmon's
+ * epoll sleep that its ring buffer ends. The decisions are sysmon's.
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "kblock.h"
+
+static _Atomic int state = RG_KBLOCK_LOADING;
+static const char *_Atomic why = "not started";
+static _Atomic uint64_t st_events, st_lends, st_wakes;
+static _Atomic int64_t st_last_lend;
+
+void rg_kblock_count_lend(int64_t now)
+{
+	atomic_fetch_add_explicit(&st_lends, 1, memory_order_relaxed);
+	atomic_store_explicit(&st_last_lend, now, memory_order_relaxed);
+}
+
+void rg_kblock_get_stats(struct rg_kblock_stats *out)
+{
+	out->events = atomic_load_explicit(&st_events, memory_order_relaxed);
+	out->lends = atomic_load_explicit(&st_lends, memory_order_relaxed);
+	out->wakes = atomic_load_explicit(&st_wakes, memory_order_relaxed);
+	out->last_lend = atomic_load_explicit(&st_last_lend, memory_order_relaxed);
+}
+
+enum rg_kblock_state rg_kblock_state(void)
+{
+	return atomic_load_explicit(&state, memory_order_acquire);
+}
+
+const char *rg_kblock_why(void)
+{
+	return atomic_load_explicit(&why, memory_order_acquire);
+}
+
+#ifndef RINGO_HAVE_BPF
+
+void rg_kblock_start(void)
+{
+	atomic_store_explicit(&why, "built without BPF (-Dbpf=disabled or no libbpf)",
+			      memory_order_release);
+	atomic_store_explicit(&state, RG_KBLOCK_OFF, memory_order_release);
+}
+
+int rg_kblock_scan(struct rg_sched *s, struct rg_kblock_report *out, int max)
+{
+	return 0;
+}
+
+void rg_kblock_want_wake(uint32_t slot)
+{
+}
+
+void rg_kblock_forget(struct rg_sched *s)
+{
+}
+
+bool rg_kblock_sleep(int64_t ns)
+{
+	return false;
+}
+
+void rg_kblock_kick(void)
+{
+}
+
+bool rg_kblock_tracked(pid_t tid)
+{
+	return false;
+}
+
+bool rg_kblock_prog_stats(uint64_t *run_ns, uint64_t *run_cnt)
+{
+	return false;
+}
+
+int64_t rg_kblock_last_block(pid_t tid)
+{
+	return 0;
+}
+
+#else /* RINGO_HAVE_BPF */
+
+#include <linux/types.h>
+#include <stddef.h>
+#include <fcntl.h>
+#include <sched.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <sys/mman.h>
+#include <sys/syscall.h>
+
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+
+#include "lock.h"
+#include "sanitizer.h"
+#include "mblock.h"
+#include "mblock.skel.h"
+
+#define KICK_TAG (-1) /* epoll data of the kick eventfd; the ring is 0 */
+
+/* bpf/mblock.bpf.c reads these with one load (struct runq_head). */
+_Static_assert(offsetof(struct rg_p, runqhead) == 0 && offsetof(struct rg_p, runqtail) == 4 &&
+		       offsetof(struct rg_p, runnext) == 8 && sizeof(void *) == 8,
+	       "struct rg_p's run queue head moved: update bpf/mblock.bpf.c");
+_Static_assert(sizeof(((struct rg_p *)0)->timer0_when) == 8 &&
+		       sizeof(((struct rg_sched *)0)->runqsize) == 4 &&
+		       sizeof(((struct rg_m *)0)->in_g) == 1,
+	       "field sizes bpf/mblock.bpf.c reads");
+
+static struct mblock_bpf *obj;
+static struct rg_kblock_slot *slots; /* the mmapped array */
+static size_t slots_len;
+static struct ring_buffer *rb;
+static int ms_fd = -1, ep_fd = -1, kick_fd = -1;
+static bool debug;
+static bool tick_only; /* RINGO_BPF=tick: no epoll wake-ups, sysmon's tick only (to compare) */
+static char why_buf[200];
+static _Atomic bool started;
+
+/* Who holds each slot [ents_lock]; sysmon threads only. */
+struct ent {
+	struct rg_sched *s;
+	struct rg_m *m;
+	pid_t tid;
+};
+static struct ent ents[RG_KBLOCK_SLOTS];
+static pthread_mutex_t ents_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_mutex_t rb_lock = PTHREAD_MUTEX_INITIALIZER;
+
+/* The sysmon thread's view of its scheduler's Ms (one sysmon per scheduler). */
+static __thread int32_t seen_mnext = -1, seen_mcount = -1;
+static __thread bool seen_all;
+
+static int print_fn(enum libbpf_print_level level, const char *fmt, va_list ap)
+{
+	if (!debug || level == LIBBPF_DEBUG)
+		return 0;
+	return vfprintf(stderr, fmt, ap);
+}
+
+static void parse_debug(void)
+{
+	const char *e = getenv("RINGO_DEBUG");
+
+	debug = e && (strstr(e, "bpf=1") || strstr(e, "kblock=1"));
+}
+
+static int on_event(void *ctx, void *data, size_t len)
+{
+	atomic_fetch_add_explicit(&st_events, 1, memory_order_relaxed);
+	return 0;
+}
+
+/* Open, load and attach: in the loader's own file table when it has one. */
+static int load_bpf(const char **step)
+{
+	int err;
+
+	*step = "open";
+	obj = mblock_bpf__open();
+	if (!obj)
+		return -errno;
+	obj->rodata->targ_tgid = (__u32)getpid();
+	obj->rodata->off_in_g = offsetof(struct rg_m, in_g);
+	obj->rodata->off_p = offsetof(struct rg_m, p);
+	obj->rodata->off_sched = offsetof(struct rg_m, sched);
+	obj->rodata->off_runqsize = offsetof(struct rg_sched, runqsize);
+	obj->rodata->off_timer0 = offsetof(struct rg_p, timer0_when);
+	*step = "load";
+	if ((err = mblock_bpf__load(obj)))
+		return err;
+	*step = "attach";
+	if ((err = mblock_bpf__attach(obj)))
+		return err;
+	*step = "mmap";
+	long page = sysconf(_SC_PAGESIZE);
+	slots_len = (sizeof(struct rg_kblock_slot) * RG_KBLOCK_SLOTS + page - 1) & ~(page - 1);
+	void *a = mmap(NULL, slots_len, PROT_READ | PROT_WRITE, MAP_SHARED,
+		       bpf_map__fd(obj->maps.slots), 0);
+	if (a == MAP_FAILED)
+		return -errno;
+	slots = a;
+	return 0;
+}
+
+/* The descriptors sysmon uses, in the process's table: the ring buffer's epoll and a kick. */
+static int finish(int events_fd, const char **step)
+{
+	*step = "ring buffer";
+	rb = ring_buffer__new(events_fd, on_event, NULL, NULL);
+	if (!rb)
+		return -errno;
+	ep_fd = ring_buffer__epoll_fd(rb);
+	*step = "eventfd";
+	kick_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+	if (kick_fd < 0)
+		return -errno;
+	struct epoll_event ev = {.events = EPOLLIN, .data.fd = KICK_TAG};
+	if (epoll_ctl(ep_fd, EPOLL_CTL_ADD, kick_fd, &ev) < 0)
+		return -errno;
+	return 0;
+}
+
+static void fail(const char *step, int err)
+{
+	snprintf(why_buf, sizeof(why_buf), "BPF %s: %s", step, strerror(-err));
+	atomic_store_explicit(&why, why_buf, memory_order_release);
+	atomic_store_explicit(&state, RG_KBLOCK_OFF, memory_order_release);
+	if (debug)
+		fprintf(stderr, "ringo: kernel-fed P handoff off: %s\n", why_buf);
+}
+
+static void on_now(void)
+{
+	atomic_store_explicit(&why, "on", memory_order_release);
+	atomic_store_explicit(&state, RG_KBLOCK_ON, memory_order_release);
+	if (debug)
+		fprintf(stderr, "ringo: kernel-fed P handoff on\n");
+}
+
+/*
+ * Hand-over from a loader with a private file table: sysmon copies the
+ * four descriptors it needs (pidfd_getfd) in one burst. libbpf opens and
+ * closes dozens while loading; in the shared table those would take the
+ * numbers the program's own close() just freed (a double close that should
+ * say EBADF would close ours).
+ */
+#ifndef PIDFD_THREAD
+#define PIDFD_THREAD O_EXCL
+#endif
+enum { HANDOVER_NONE, HANDOVER_READY, HANDOVER_TAKING, HANDOVER_DONE };
+static _Atomic uint32_t handover;
+static pid_t loader_tid;
+static int priv_fd[4]; /* link, prog, ms map, events map: numbers in the loader's table */
+static int prog_fd = -1, link_fd = -1;
+
+static void take_over(void)
+{
+	int fd[4] = {-1, -1, -1, -1}, err = 0;
+	const char *step = "pidfd_open";
+	int pidfd = (int)syscall(SYS_pidfd_open, loader_tid, PIDFD_THREAD);
+
+	if (pidfd < 0) {
+		err = -errno;
+	} else {
+		step = "pidfd_getfd";
+		for (int i = 0; i < 4 && !err; i++)
+			if ((fd[i] = (int)syscall(SYS_pidfd_getfd, pidfd, priv_fd[i], 0)) < 0)
+				err = -errno;
+		close(pidfd);
+	}
+	if (!err)
+		err = finish(fd[3], &step);
+	if (err) {
+		for (int i = 0; i < 4; i++)
+			if (fd[i] >= 0)
+				close(fd[i]);
+		fail(step, err); /* the loader's table goes, and the program with it */
+	} else {
+		link_fd = fd[0];
+		prog_fd = fd[1];
+		ms_fd = fd[2];
+		on_now();
+	}
+	atomic_store_explicit(&handover, HANDOVER_DONE, memory_order_release);
+	rg_futex_wake(&handover, 1);
+}
+
+/* The verifier and CO-RE take tens of ms: not on sysmon's, nor rg_run's, time. */
+static void *loader(void *arg)
+{
+	const char *step;
+	bool priv = unshare(CLONE_FILES) == 0;
+	libbpf_print_fn_t old = libbpf_set_print(print_fn);
+	int err = load_bpf(&step);
+
+	libbpf_set_print(old);
+	if (!err && !priv) {
+		/* Shared table (unshare refused): finish here. */
+		ms_fd = bpf_map__fd(obj->maps.ms);
+		prog_fd = bpf_program__fd(obj->progs.mblock_switch);
+		if (!(err = finish(bpf_map__fd(obj->maps.events), &step))) {
+			on_now();
+			return NULL;
+		}
+	}
+	if (err) {
+		fail(step, err);
+		if (!priv)
+			mblock_bpf__destroy(obj); /* else the private table closes it all */
+		return NULL;
+	}
+	loader_tid = (pid_t)syscall(SYS_gettid);
+	priv_fd[0] = bpf_link__fd(obj->links.mblock_switch);
+	priv_fd[1] = bpf_program__fd(obj->progs.mblock_switch);
+	priv_fd[2] = bpf_map__fd(obj->maps.ms);
+	priv_fd[3] = bpf_map__fd(obj->maps.events);
+	atomic_store_explicit(&handover, HANDOVER_READY, memory_order_release);
+	/* sysmon takes over at its next look; with no rg_run left running, give up. */
+	int64_t until = rg_nanotime() + 60 * 1000000000LL;
+	while (atomic_load_explicit(&handover, memory_order_acquire) == HANDOVER_READY) {
+		int64_t left = until - rg_nanotime();
+		if (left <= 0) {
+			uint32_t ready = HANDOVER_READY;
+			if (atomic_compare_exchange_strong_explicit(&handover, &ready, HANDOVER_DONE,
+								    memory_order_acq_rel,
+								    memory_order_acquire)) {
+				fail("hand-over", -ETIMEDOUT);
+				break;
+			}
+			continue;
+		}
+		rg_futex_wait(&handover, HANDOVER_READY, left);
+	}
+	/* obj's descriptors are numbers in this thread's table, which goes now: never use them. */
+	return NULL;
+}
+
+/* A child shares the parent's maps but not its threads: off there (no reload). */
+static void atfork_child(void)
+{
+	atomic_store_explicit(&state, RG_KBLOCK_OFF, memory_order_relaxed);
+	atomic_store_explicit(&why, "forked from the process that loaded it",
+			      memory_order_relaxed);
+}
+
+void rg_kblock_start(void)
+{
+	const char *e = getenv("RINGO_BPF");
+	pthread_attr_t attr;
+	pthread_t t;
+	sigset_t all, old;
+
+	if (atomic_exchange_explicit(&started, true, memory_order_acq_rel))
+		return;
+	parse_debug();
+	if (e && strcmp(e, "0") == 0) {
+		atomic_store_explicit(&why, "RINGO_BPF=0", memory_order_release);
+		atomic_store_explicit(&state, RG_KBLOCK_OFF, memory_order_release);
+		return;
+	}
+#ifdef RG_TSAN
+	/*
+	 * TSan models one file table per process: the loader's closes in its
+	 * private table look like races with the Ms' fds (and libbpf is not
+	 * instrumented). Off under TSan, as asynchronous preemption is.
+	 */
+	atomic_store_explicit(&why, "built with ThreadSanitizer", memory_order_release);
+	atomic_store_explicit(&state, RG_KBLOCK_OFF, memory_order_release);
+	return;
+#endif
+	tick_only = e && strcmp(e, "tick") == 0;
+	pthread_atfork(NULL, NULL, atfork_child);
+	atomic_store_explicit(&why, "loading", memory_order_release);
+	/* Signals are for the Ms (preemption), not for the loader. */
+	sigfillset(&all);
+	pthread_sigmask(SIG_SETMASK, &all, &old);
+	pthread_attr_init(&attr);
+	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+	int err = pthread_create(&t, &attr, loader, NULL);
+	pthread_attr_destroy(&attr);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	if (err) {
+		atomic_store_explicit(&why, "no loader thread", memory_order_release);
+		atomic_store_explicit(&state, RG_KBLOCK_OFF, memory_order_release);
+		return;
+	}
+	pthread_setname_np(t, "ringo-bpfload");
+}
+
+static bool on(void)
+{
+	return atomic_load_explicit(&state, memory_order_acquire) == RG_KBLOCK_ON;
+}
+
+/* Needs ents_lock. */
+static void release_slot(int i)
+{
+	bpf_map_delete_elem(ms_fd, &ents[i].tid);
+	__atomic_store_n(&slots[i].want_wake, 0, __ATOMIC_RELAXED);
+	__atomic_store_n(&slots[i].blocked_since, 0, __ATOMIC_RELAXED);
+	__atomic_store_n(&slots[i].tid, 0, __ATOMIC_RELAXED);
+	ents[i] = (struct ent){0};
+}
+
+/* Needs ents_lock. */
+static void claim_slot(struct rg_sched *s, struct rg_m *m, pid_t tid)
+{
+	for (int i = 0; i < RG_KBLOCK_SLOTS; i++) {
+		if (ents[i].s)
+			continue;
+		struct rg_kblock_m v = {.m_addr = (uintptr_t)m, .slot = (__u32)i};
+		__atomic_store_n(&slots[i].blocked_since, 0, __ATOMIC_RELAXED);
+		__atomic_store_n(&slots[i].want_wake, 0, __ATOMIC_RELAXED);
+		__atomic_store_n(&slots[i].tid, (__u32)tid, __ATOMIC_RELAXED);
+		__u32 key = (__u32)tid;
+		if (bpf_map_update_elem(ms_fd, &key, &v, BPF_ANY) == 0)
+			ents[i] = (struct ent){.s = s, .m = m, .tid = tid};
+		return;
+	}
+	/* More Ms than slots: the rest are not watched. */
+}
+
+/* Register Ms that came and forget those that went, when the counts moved. */
+static void sync_ms(struct rg_sched *s)
+{
+	static __thread struct {
+		struct rg_m *m;
+		pid_t tid;
+	} cur[RG_KBLOCK_SLOTS];
+	int n = 0;
+
+	rg_lock(&s->lock);
+	if (seen_all && s->mnext == seen_mnext && s->mcount == seen_mcount) {
+		rg_unlock(&s->lock);
+		return;
+	}
+	seen_all = true;
+	seen_mnext = s->mnext;
+	seen_mcount = s->mcount;
+	for (struct rg_m *m = s->allm; m && n < RG_KBLOCK_SLOTS; m = m->alllink) {
+		/* A new M sets its tid itself: look again next time. */
+		pid_t tid = __atomic_load_n(&m->tid, __ATOMIC_RELAXED);
+		if (!tid) {
+			seen_all = false;
+			continue;
+		}
+		cur[n].m = m;
+		cur[n].tid = tid;
+		n++;
+	}
+	rg_unlock(&s->lock);
+
+	pthread_mutex_lock(&ents_lock);
+	for (int i = 0; i < RG_KBLOCK_SLOTS; i++) {
+		if (ents[i].s != s)
+			continue;
+		bool live = false;
+		for (int j = 0; j < n && !live; j++)
+			live = cur[j].m == ents[i].m && cur[j].tid == ents[i].tid;
+		if (!live)
+			release_slot(i);
+	}
+	for (int j = 0; j < n; j++) {
+		bool known = false;
+		for (int i = 0; i < RG_KBLOCK_SLOTS && !known; i++)
+			known = ents[i].s == s && ents[i].m == cur[j].m && ents[i].tid == cur[j].tid;
+		if (!known)
+			claim_slot(s, cur[j].m, cur[j].tid);
+	}
+	pthread_mutex_unlock(&ents_lock);
+}
+
+int rg_kblock_scan(struct rg_sched *s, struct rg_kblock_report *out, int max)
+{
+	int n = 0;
+	uint32_t ready = HANDOVER_READY;
+
+	if (atomic_load_explicit(&handover, memory_order_acquire) == HANDOVER_READY &&
+	    atomic_compare_exchange_strong_explicit(&handover, &ready, HANDOVER_TAKING,
+						    memory_order_acq_rel, memory_order_relaxed))
+		take_over();
+	if (!on())
+		return 0;
+	sync_ms(s);
+	pthread_mutex_lock(&ents_lock);
+	for (int i = 0; i < RG_KBLOCK_SLOTS && n < max; i++) {
+		if (ents[i].s != s)
+			continue;
+		uint64_t since = __atomic_load_n(&slots[i].blocked_since, __ATOMIC_ACQUIRE);
+		if (since)
+			out[n++] = (struct rg_kblock_report){
+				.tid = ents[i].tid, .slot = (uint32_t)i, .since = (int64_t)since};
+	}
+	pthread_mutex_unlock(&ents_lock);
+	return n;
+}
+
+void rg_kblock_want_wake(uint32_t slot)
+{
+	if (on() && slot < RG_KBLOCK_SLOTS)
+		__atomic_store_n(&slots[slot].want_wake, 1, __ATOMIC_RELEASE);
+}
+
+void rg_kblock_forget(struct rg_sched *s)
+{
+	if (!on())
+		return;
+	pthread_mutex_lock(&ents_lock);
+	for (int i = 0; i < RG_KBLOCK_SLOTS; i++)
+		if (ents[i].s == s)
+			release_slot(i);
+	pthread_mutex_unlock(&ents_lock);
+}
+
+bool rg_kblock_sleep(int64_t ns)
+{
+	struct epoll_event evs[4];
+	struct timespec ts = {.tv_sec = ns / 1000000000LL, .tv_nsec = ns % 1000000000LL};
+
+	if (!on() || tick_only)
+		return false;
+	int n = epoll_pwait2(ep_fd, evs, 4, &ts, NULL);
+	for (int i = 0; i < n; i++) {
+		if (evs[i].data.fd == KICK_TAG) {
+			uint64_t v;
+			if (read(kick_fd, &v, sizeof(v)) < 0)
+				continue; /* another sysmon took it */
+		} else {
+			atomic_fetch_add_explicit(&st_wakes, 1, memory_order_relaxed);
+		}
+	}
+	/* Read the records: the next one wakes us only once we have caught up. */
+	if (pthread_mutex_trylock(&rb_lock) == 0) {
+		ring_buffer__consume(rb);
+		pthread_mutex_unlock(&rb_lock);
+	}
+	return true;
+}
+
+void rg_kblock_kick(void)
+{
+	uint64_t one = 1;
+
+	if (on() && write(kick_fd, &one, sizeof(one)) < 0)
+		return; /* counter full: a wake-up is pending anyway */
+}
+
+bool rg_kblock_tracked(pid_t tid)
+{
+	bool found = false;
+
+	if (!on())
+		return false;
+	pthread_mutex_lock(&ents_lock);
+	for (int i = 0; i < RG_KBLOCK_SLOTS && !found; i++)
+		found = ents[i].s && ents[i].tid == tid;
+	pthread_mutex_unlock(&ents_lock);
+	return found;
+}
+
+bool rg_kblock_prog_stats(uint64_t *run_ns, uint64_t *run_cnt)
+{
+	struct bpf_prog_info info = {0};
+	__u32 len = sizeof(info);
+
+	if (!on() || bpf_obj_get_info_by_fd(prog_fd, &info, &len))
+		return false;
+	*run_ns = info.run_time_ns;
+	*run_cnt = info.run_cnt;
+	return true;
+}
+
+int64_t rg_kblock_last_block(pid_t tid)
+{
+	int64_t t = 0;
+
+	if (!on())
+		return 0;
+	pthread_mutex_lock(&ents_lock);
+	for (int i = 0; i < RG_KBLOCK_SLOTS; i++)
+		if (ents[i].s && ents[i].tid == tid)
+			t = (int64_t)__atomic_load_n(&slots[i].last_block, __ATOMIC_ACQUIRE);
+	pthread_mutex_unlock(&ents_lock);
+	return t;
+}
+
+#endif /* RINGO_HAVE_BPF */

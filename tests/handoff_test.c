@@ -1,0 +1,186 @@
+// SPDX-License-Identifier: BSD-2-Clause
+/*
+ * Kernel-fed P handoff (runtime/kblock.c, bpf/mblock.bpf.c): with one P,
+ * a goroutine blocked in a read() that ringo does not know of must not keep
+ * the goroutines queued on that P waiting. The pipe's writer is a plain
+ * thread that writes only once the other goroutine has run (or at a
+ * deadline, which fails the test). Time slices are made long, so that
+ * sysmon's other remedy (lending a P after refused preemptions, two slices
+ * at least) cannot rescue the queued goroutine within the deadline: only
+ * the BPF program can. Without root or BPF the first test skips.
+ */
+#include <pthread.h>
+#include <stdatomic.h>
+#include <unistd.h>
+
+#include "kblock.h"
+#include "rg_test.h"
+
+#define LOAD_DEADLINE_NS (20 * 1000000000LL) /* the verifier, on a loaded machine */
+#define HANDOFF_DEADLINE_NS (2 * 1000000000LL)
+#define OFF_DEADLINE_NS (300 * 1000000LL)
+
+static struct {
+	int pfd[2];
+	int64_t deadline_ns;
+	_Atomic int64_t before_read; /* when the goroutine called read() */
+	_Atomic int64_t ran;	     /* when the queued goroutine ran */
+	_Atomic int64_t written;     /* when the writer wrote */
+	_Atomic bool by_deadline;    /* the writer gave up waiting */
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	enum rg_kblock_state state;
+	const char *why;
+	ssize_t nread;
+	struct rg_kblock_stats stats;
+} h;
+
+static void reset(int64_t deadline_ns)
+{
+	pthread_condattr_t ca;
+
+	memset(&h, 0, sizeof(h));
+	pthread_mutex_init(&h.mu, NULL);
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC); /* as rt_now_ns */
+	pthread_cond_init(&h.cv, &ca);
+	pthread_condattr_destroy(&ca);
+	h.deadline_ns = deadline_ns;
+	h.pfd[0] = h.pfd[1] = -1;
+}
+
+/* The test's side of the pipe: write once the queued goroutine ran, or at the deadline. */
+static void *writer(void *arg)
+{
+	struct timespec ts;
+	int64_t until = (int64_t)rt_now_ns() + h.deadline_ns;
+
+	ts.tv_sec = until / 1000000000LL;
+	ts.tv_nsec = until % 1000000000LL;
+	pthread_mutex_lock(&h.mu);
+	while (!atomic_load(&h.ran)) {
+		if (pthread_cond_timedwait(&h.cv, &h.mu, &ts) == ETIMEDOUT) {
+			atomic_store(&h.by_deadline, !atomic_load(&h.ran));
+			break;
+		}
+	}
+	pthread_mutex_unlock(&h.mu);
+	atomic_store(&h.written, (int64_t)rt_now_ns());
+	if (write(h.pfd[1], "x", 1) != 1)
+		atomic_store(&h.by_deadline, true);
+	return NULL;
+}
+
+static void queued(void *arg)
+{
+	pthread_mutex_lock(&h.mu);
+	atomic_store(&h.ran, (int64_t)rt_now_ns());
+	pthread_cond_signal(&h.cv);
+	pthread_mutex_unlock(&h.mu);
+}
+
+/* Block in a plain read(): no rg_syscall_enter, so the runtime does not know. */
+static void block_with_queued_goroutine(void)
+{
+	pthread_t w;
+	char c;
+
+	if (pipe(h.pfd) || pthread_create(&w, NULL, writer, NULL)) {
+		h.nread = -2;
+		return;
+	}
+	rg_go(queued, NULL); /* runnext of our only P */
+	atomic_store(&h.before_read, (int64_t)rt_now_ns());
+	do
+		h.nread = read(h.pfd[0], &c, 1);
+	while (h.nread < 0 && errno == EINTR);
+	pthread_join(w, NULL);
+	close(h.pfd[0]);
+	close(h.pfd[1]);
+}
+
+static void on_main(void *arg)
+{
+	int64_t until = (int64_t)rt_now_ns() + LOAD_DEADLINE_NS;
+
+	while (rg_kblock_state() == RG_KBLOCK_LOADING && (int64_t)rt_now_ns() < until)
+		rg_sleep(1000000);
+	h.state = rg_kblock_state();
+	h.why = rg_kblock_why();
+	if (h.state != RG_KBLOCK_ON)
+		return;
+	/* sysmon registers our M at its next look; no park from then to the read. */
+	while (!rg_kblock_tracked(gettid()) && (int64_t)rt_now_ns() < until)
+		rg_sleep(1000000);
+	if (!rg_kblock_tracked(gettid())) {
+		h.state = RG_KBLOCK_OFF;
+		h.why = "sysmon never registered the M";
+		return;
+	}
+	block_with_queued_goroutine();
+	rg_kblock_get_stats(&h.stats);
+}
+
+TEST(unannotated_read_does_not_stall_its_p)
+{
+	rg_maxprocs(1);
+	setenv("RINGO_TIMESLICE", "5s", 1);
+	unsetenv("RINGO_BPF");
+	reset(HANDOFF_DEADLINE_NS);
+	ASSERT_EQ(0, rg_run(on_main, NULL));
+	if (h.state != RG_KBLOCK_ON)
+		SKIP(return, "kernel-fed P handoff unavailable: %s", h.why);
+	ASSERT_EQ(1, h.nread);
+	int64_t lat = atomic_load(&h.ran) - atomic_load(&h.before_read);
+	TH_LOG("queued goroutine ran %lld us after the read() began; lends %llu, records %llu",
+	       (long long)lat / 1000, (unsigned long long)h.stats.lends,
+	       (unsigned long long)h.stats.events);
+	ASSERT_FALSE(atomic_load(&h.by_deadline))
+	TH_LOG("the queued goroutine did not run within %lld ms of the block",
+	       (long long)HANDOFF_DEADLINE_NS / 1000000);
+	/* It ran while the reader was blocked: before the writer wrote. */
+	ASSERT_NE(0, atomic_load(&h.ran));
+	ASSERT_LE(atomic_load(&h.ran), atomic_load(&h.written));
+	/* sysmon counts the lend after making it: the goroutine may have won the race. */
+	for (int64_t until = (int64_t)rt_now_ns() + HANDOFF_DEADLINE_NS;
+	     h.stats.lends == 0 && (int64_t)rt_now_ns() < until;)
+		rg_kblock_get_stats(&h.stats);
+	ASSERT_GE(h.stats.lends, 1);
+}
+
+static void off_main(void *arg)
+{
+	for (int64_t until = (int64_t)rt_now_ns() + LOAD_DEADLINE_NS;
+	     rg_kblock_state() == RG_KBLOCK_LOADING && (int64_t)rt_now_ns() < until;)
+		rg_sleep(1000000);
+	h.state = rg_kblock_state();
+	h.why = rg_kblock_why();
+	block_with_queued_goroutine();
+	rg_kblock_get_stats(&h.stats);
+	/* Let the queued goroutine run before rg_run ends. */
+	for (int64_t until = (int64_t)rt_now_ns() + LOAD_DEADLINE_NS;
+	     !atomic_load(&h.ran) && (int64_t)rt_now_ns() < until;)
+		rg_sleep(1000000);
+}
+
+/* RINGO_BPF=0: nothing loads, and the queued goroutine waits for the read. */
+TEST(ringo_bpf_0_keeps_it_off)
+{
+	rg_maxprocs(1);
+	setenv("RINGO_TIMESLICE", "5s", 1);
+	setenv("RINGO_BPF", "0", 1);
+	reset(OFF_DEADLINE_NS);
+	ASSERT_EQ(0, rg_run(off_main, NULL));
+	unsetenv("RINGO_BPF");
+	ASSERT_EQ(RG_KBLOCK_OFF, h.state);
+	ASSERT_EQ(RG_KBLOCK_OFF, rg_kblock_state());
+	EXPECT_TRUE(strstr(h.why, "RINGO_BPF=0") || strstr(h.why, "without BPF"))
+	TH_LOG("why: %s", h.why);
+	ASSERT_EQ(1, h.nread);
+	ASSERT_EQ(0, h.stats.lends);
+	/* The only P stayed with the blocked goroutine until the write. */
+	ASSERT_TRUE(atomic_load(&h.by_deadline));
+	ASSERT_GE(atomic_load(&h.ran), atomic_load(&h.written));
+}
+
+TEST_HARNESS_MAIN
