@@ -153,17 +153,52 @@ static uint64_t newgoid(struct rg_sched *s, struct rg_p *p)
 
 /* ---- switching between a goroutine and its M's g0 ---- */
 
-/* Hand the running goroutine to g0 with m->op set; returns when it runs again. */
-static void gswitch_to_g0(struct rg_m *m, struct rg_g *g)
+/*
+ * The calling thread's errno, found without a call: every switch saves and
+ * restores it, and two calls to rg_errno_location (each through the PLT to
+ * glibc's) were 6% of a channel ping-pong. errno is in libc's static TLS
+ * block, the same offset from every thread's pointer (%fs:0, which the asm
+ * reads anew each time, so the address is never the old thread's).
+ */
+#if defined(__x86_64__)
+static _Atomic intptr_t errno_tpoff; /* 0 until a first switch computes it (any: same value) */
+
+static __attribute__((noinline, cold)) int *thread_errno_first(uintptr_t tp)
 {
-	g->saved_errno = errno;
+	int *e = rg_errno_location();
+
+	atomic_store_explicit(&errno_tpoff, (intptr_t)((uintptr_t)e - tp), memory_order_relaxed);
+	return e;
+}
+
+static inline int *thread_errno(void)
+{
+	uintptr_t tp;
+	intptr_t off = atomic_load_explicit(&errno_tpoff, memory_order_relaxed);
+
+	__asm__ volatile("mov %%fs:0, %0" : "=r"(tp));
+	if (__builtin_expect(off == 0, 0))
+		return thread_errno_first(tp);
+	return (int *)(tp + (uintptr_t)off);
+}
+#else
+static inline int *thread_errno(void)
+{
+	return rg_errno_location();
+}
+#endif
+
+/* Hand the running goroutine to g0 with m->op set; returns when it runs again. */
+static inline void gswitch_to_g0(struct rg_m *m, struct rg_g *g)
+{
+	g->saved_errno = *thread_errno();
 	rg_asan_start_switch(m->op == SWITCH_EXIT ? NULL : (void **)&g->asan_fake_stack,
 			     m->g0_stack_lo, m->g0_stack_size);
 	rg_tsan_switch_to(m->tsan_g0_fiber);
 	rg_arch_switch_out(&g->sp, m->g0_sp);
 	/* Resumed, perhaps on another M: m is stale from here on. */
 	rg_asan_finish_switch((void *)g->asan_fake_stack);
-	errno = g->saved_errno;
+	*thread_errno() = g->saved_errno;
 }
 
 void rg_gswitch(struct rg_m *m, struct rg_g *g)

@@ -196,6 +196,13 @@ static bool answer(struct conn *c)
 		resp_hello(c, head_only, close);
 		return !close;
 	}
+	if (path_len == 5 && memcmp(path, "/spin", 5) == 0) {
+		const char *q = u.field_set & (1 << UF_QUERY) ? r->url + u.field_data[UF_QUERY].off : "";
+		size_t q_len = u.field_set & (1 << UF_QUERY) ? u.field_data[UF_QUERY].len : 0;
+
+		resp_spin(c, q, q_len, head_only, close);
+		return !close;
+	}
 	if (srv->root_fd < 0) {
 		resp_error(c, 404, close);
 		return !close;

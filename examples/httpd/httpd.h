@@ -2,7 +2,8 @@
 /*
  * ringo-httpd's parts: main.c (options, listener, accept loop, signals,
  * shutdown), conn.c (one goroutine per connection: read, parse, answer),
- * response.c (status lines and headers) and files.c (--root).
+ * response.c (status lines and headers), files.c (--root) and spin.c
+ * (GET /spin, a CPU-bound request for benchmarks).
  */
 #ifndef RINGO_HTTPD_H
 #define RINGO_HTTPD_H
@@ -99,6 +100,10 @@ void resp_head(struct conn *c, int status, const char *content_type, uint64_t le
 /* A complete response whose body is the status line's text, as Go sends for errors. */
 void resp_error(struct conn *c, int status, bool close);
 void resp_hello(struct conn *c, bool head_only, bool close);
+
+/* spin.c: GET /spin?us=N burns N µs of CPU in a call-free loop (bench/net/run --only bimodal) */
+void spin_calibrate(void);
+void resp_spin(struct conn *c, const char *query, size_t query_len, bool head_only, bool close);
 
 /* files.c */
 /*

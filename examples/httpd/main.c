@@ -5,8 +5,9 @@
  *   ringo-httpd --listen HOST:PORT [--root DIR] [--max-conns N]
  *               [--header-timeout MS] [--idle-timeout MS] [--shutdown-timeout MS]
  *
- * GET / answers 200 "hello, world\n" (the benchmark's page); with --root,
- * other paths are static files under DIR (see files.c); without, 404.
+ * GET / answers 200 "hello, world\n" (the benchmark's page); GET /spin?us=N
+ * burns N µs of CPU first (spin.c); with --root, other paths are static
+ * files under DIR (see files.c); without, 404.
  * Keep-alive and pipelining: every complete request in a read is answered,
  * in order, and the answers go out in one rg_send. HTTP/1.0 closes unless
  * the client asks for keep-alive. Parsing is Node's http_parser (Debian's
@@ -377,6 +378,7 @@ int main(int argc, char **argv)
 		setrlimit(RLIMIT_NOFILE, &rl);
 	}
 	http_parser_setup();
+	spin_calibrate();
 
 	rc = rg_run(main_goroutine, NULL);
 	if (rc < 0) {
