@@ -410,6 +410,22 @@ static bool spin(struct uring *u, int64_t until)
 	}
 }
 
+static void uring_wake(struct rg_poller *pl);
+
+/*
+ * A non-blocking poll reaped a wake NOP: it was meant for the M that sleeps,
+ * or is about to sleep, in the ring (a timer kick, the shutdown). Owe that M
+ * the wake-up, and send a new NOP if it may already be inside the wait. With
+ * the sleeper's store of sleeping and its exchange of wake_owed (seq_cst both
+ * sides), one of the two sees the other: the wake is never lost.
+ */
+static void wake_reaped_elsewhere(struct rg_poller *pl, struct uring *u)
+{
+	atomic_store_explicit(&u->wake_owed, 1, memory_order_seq_cst);
+	if (atomic_load_explicit(&u->sleeping, memory_order_seq_cst))
+		uring_wake(pl);
+}
+
 static int uring_poll(struct rg_poller *pl, int64_t until, struct rg_g **out, int max)
 {
 	struct uring *u = pl->backend;
@@ -427,6 +443,8 @@ static int uring_poll(struct rg_poller *pl, int64_t until, struct rg_g **out, in
 			return 0; /* another M is reaping */
 		n = reap_locked(u, out, max, &woken);
 		rg_unlock(&u->cq_lock);
+		if (woken)
+			wake_reaped_elsewhere(pl, u);
 		return n;
 	}
 
@@ -462,9 +480,11 @@ static int uring_poll(struct rg_poller *pl, int64_t until, struct rg_g **out, in
 	 */
 	rg_lock(&u->sq_lock);
 	unsigned sub = publish_locked(u);
-	atomic_store_explicit(&u->sleeping, 1, memory_order_relaxed);
+	atomic_store_explicit(&u->sleeping, 1, memory_order_seq_cst);
 	rg_unlock(&u->sq_lock);
-	int r = ring_enter(u, true, sub, 1, IORING_ENTER_GETEVENTS | IORING_ENTER_EXT_ARG, &arg,
+	/* A wake reaped by another M's non-blocking poll ends this wait before it starts. */
+	unsigned wait = atomic_exchange_explicit(&u->wake_owed, 0, memory_order_seq_cst) ? 0 : 1;
+	int r = ring_enter(u, true, sub, wait, IORING_ENTER_GETEVENTS | IORING_ENTER_EXT_ARG, &arg,
 			   sizeof(arg));
 	atomic_store_explicit(&u->sleeping, 0, memory_order_relaxed);
 	/* The wait's own errors (-ETIME, -EINTR) count only when nothing was submitted. */

@@ -33,6 +33,7 @@ struct uring {
 	_Atomic uint32_t sleeping;    /* an M waits inside io_uring_enter */
 	_Atomic int64_t inflight;     /* SQEs whose CQE is not reaped yet */
 	_Atomic uint32_t wake_pending; /* a wake NOP is in flight */
+	_Atomic uint32_t wake_owed;    /* a non-blocking poll reaped a wake NOP meant for a sleeper */
 	/* Listeners with a multishot accept, or on their way to one (uring_accept.c). */
 	struct rg_lock acc_lock;
 	struct uring_listener *listeners;

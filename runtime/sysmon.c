@@ -462,11 +462,12 @@ static bool all_idle(struct rg_sched *s)
 }
 
 /*
- * Shutdown: rg_sched_wake_all kicks the timed sleeper once, but an M on
- * its way into the poller (it saw stopping clear) sleeps on if another M
- * reaps that wake-up (timer.c, uring.c). Kick again while an M is still in
- * the scheduler (rg_run waits for those), for a while: lent Ps (the
- * kernel-fed handoff) made the race frequent.
+ * Shutdown: rg_sched_wake_all kicks the timed sleeper once, and an M on its
+ * way into the poller (it saw stopping clear) slept on when another M's
+ * non-blocking poll reaped that wake-up; lent Ps (the kernel-fed handoff)
+ * made it frequent. The io_uring poller now owes such a wake to the sleeper
+ * (wake_reaped_elsewhere); the epoll poller has not been audited for it, so
+ * sysmon still kicks while an M is in the scheduler (rg_run waits for them).
  */
 #define STOP_KICK_NS 2000000000LL
 static void stop_kick(struct rg_sched *s)
