@@ -12,7 +12,11 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <pthread.h>
+#include <sched.h>
+#include <stdio.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 
 #include "rg_test.h"
 #include "rg_check.h"
@@ -586,12 +590,37 @@ TEST(many_readers_ready_at_once)
 
 /* ---- the backend alone: a blocking poll woken early, and deadlines ---- */
 
+static _Atomic pid_t blocking_tid;
+
 static void *blocking_poll(void *arg)
 {
 	struct rg_poller *pl = arg;
 	struct rg_g *out[4];
 
+	atomic_store(&blocking_tid, (pid_t)syscall(SYS_gettid));
 	return (void *)(intptr_t)pl->ops->poll(pl, -1, out, 4);
+}
+
+/* Until thread tid sits in epoll_wait or epoll_pwait2 (/proc's syscall file); false after 10 s. */
+static bool await_in_epoll_wait(pid_t tid)
+{
+	char path[64];
+	int64_t deadline = rg_now() + 10000 * MS;
+
+	snprintf(path, sizeof(path), "/proc/self/task/%d/syscall", tid);
+	while (rg_now() < deadline) {
+		FILE *f = fopen(path, "r");
+		long nr = -1;
+		if (f) {
+			if (fscanf(f, "%ld", &nr) != 1)
+				nr = -1;
+			fclose(f);
+		}
+		if (nr == SYS_epoll_wait || nr == SYS_epoll_pwait2)
+			return true;
+		sched_yield();
+	}
+	return false;
 }
 
 TEST(wake_ends_blocking_poll)
@@ -605,8 +634,11 @@ TEST(wake_ends_blocking_poll)
 	ASSERT_EQ(0, pl.ops->init(&pl));
 
 	/* Woken while blocked. */
+	atomic_store(&blocking_tid, 0);
 	ASSERT_EQ(0, pthread_create(&t, NULL, blocking_poll, &pl));
-	usleep(50000);
+	while (!atomic_load(&blocking_tid))
+		sched_yield();
+	EXPECT_TRUE(await_in_epoll_wait(atomic_load(&blocking_tid)));
 	t0 = rg_now();
 	pl.ops->wake(&pl);
 	ASSERT_EQ(0, pthread_join(t, &res));
