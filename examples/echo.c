@@ -27,6 +27,8 @@
 #include <sys/resource.h>
 #include <sys/socket.h>
 
+#include "listen_addr.h"
+
 #define ECHO_BUF (16 * 1024)
 #define SHUTDOWN_WAIT_NS (5000 * 1000000LL)
 
@@ -114,21 +116,9 @@ static void wait_running(void *arg)
 
 static void print_listening(void)
 {
-	struct sockaddr_storage ss;
-	socklen_t len = sizeof(ss);
-	char host[INET6_ADDRSTRLEN + 2] = "?";
+	char host[LISTEN_HOST_LEN];
 
-	if (!getsockname(echo.listen_fd, (struct sockaddr *)&ss, &len)) {
-		if (ss.ss_family == AF_INET6) {
-			host[0] = '[';
-			inet_ntop(AF_INET6, &((struct sockaddr_in6 *)&ss)->sin6_addr, host + 1,
-				  INET6_ADDRSTRLEN);
-			strcat(host, "]");
-		} else {
-			inet_ntop(AF_INET, &((struct sockaddr_in *)&ss)->sin_addr, host,
-				  sizeof(host));
-		}
-	}
+	listen_host(echo.listen_fd, host);
 	printf("ringo-echo listening on %s:%d (%s poller, %d Ps)\n", host,
 	       rg_local_port(echo.listen_fd), rg_poller_name(), rg_maxprocs(0));
 	fflush(stdout);

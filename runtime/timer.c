@@ -71,43 +71,6 @@ static void heap_remove(struct rg_p *p, struct rg_rtimer *t)
 	publish_timer0(p);
 }
 
-void rg_rtimer_add(struct rg_sched *s, struct rg_rtimer *t)
-{
-	struct rg_m *m = rg_getm();
-	struct rg_p *p = m && m->p && m->sched == s ? m->p : s->allp[0];
-
-	t->sched = s;
-	rg_spin_lock(&p->timers_lock);
-	if (p->ntimers == p->captimers) {
-		int32_t cap = p->captimers ? p->captimers * 2 : 64;
-		struct rg_rtimer **h = realloc(p->timers, (size_t)cap * sizeof(*h));
-		if (!h) {
-			rg_spin_unlock(&p->timers_lock);
-			rg_fatal("out of memory growing P%d's timer heap", p->id);
-		}
-		p->timers = h;
-		p->captimers = cap;
-	}
-	t->idx = p->ntimers;
-	p->timers[p->ntimers++] = t;
-	atomic_store_explicit(&t->p, p, memory_order_relaxed);
-	sift_up(p->timers, t->idx);
-	publish_timer0(p);
-	rg_spin_unlock(&p->timers_lock);
-	/* seq_cst pairs with the sleeper's CAS on timer_sleeping and its rescan:
-	 * either it sees this timer, or we see it sleeping. */
-	atomic_fetch_add_explicit(&s->pending_wakeups, 1, memory_order_seq_cst);
-
-	/* An idle M sleeping past this timer must recompute its deadline; with
-	 * no sleeper, make sure some M is awake to look (Go's wakeNetPoller). */
-	if (atomic_load_explicit(&s->timer_sleeping, memory_order_seq_cst)) {
-		if (t->when < atomic_load_explicit(&s->timer_sleep_until, memory_order_relaxed))
-			rg_timer_kick(s);
-	} else if (p != (m ? m->p : NULL)) {
-		rg_wakep(s, true);
-	}
-}
-
 /* Needs p->timers_lock. */
 static void heap_push(struct rg_p *p, struct rg_rtimer *t)
 {
@@ -124,6 +87,29 @@ static void heap_push(struct rg_p *p, struct rg_rtimer *t)
 	atomic_store_explicit(&t->p, p, memory_order_relaxed);
 	sift_up(p->timers, t->idx);
 	publish_timer0(p);
+}
+
+void rg_rtimer_add(struct rg_sched *s, struct rg_rtimer *t)
+{
+	struct rg_m *m = rg_getm();
+	struct rg_p *p = m && m->p && m->sched == s ? m->p : s->allp[0];
+
+	t->sched = s;
+	rg_spin_lock(&p->timers_lock);
+	heap_push(p, t);
+	rg_spin_unlock(&p->timers_lock);
+	/* seq_cst pairs with the sleeper's CAS on timer_sleeping and its rescan:
+	 * either it sees this timer, or we see it sleeping. */
+	atomic_fetch_add_explicit(&s->pending_wakeups, 1, memory_order_seq_cst);
+
+	/* An idle M sleeping past this timer must recompute its deadline; with
+	 * no sleeper, make sure some M is awake to look (Go's wakeNetPoller). */
+	if (atomic_load_explicit(&s->timer_sleeping, memory_order_seq_cst)) {
+		if (t->when < atomic_load_explicit(&s->timer_sleep_until, memory_order_relaxed))
+			rg_timer_kick(s);
+	} else if (p != (m ? m->p : NULL)) {
+		rg_wakep(s, true);
+	}
 }
 
 int rg_timers_move(struct rg_p *from, struct rg_p *to)

@@ -49,6 +49,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "../listen_addr.h"
 #include "httpd.h"
 
 #define ACCEPT_BACKOFF_MIN_NS MS_TO_NS(5)
@@ -257,22 +258,10 @@ static bool wait_for_conns(int64_t ns, bool signals)
 
 static void print_listening(void)
 {
-	struct sockaddr_storage ss;
-	socklen_t len = sizeof(ss);
-	char host[INET6_ADDRSTRLEN + 2] = "?";
+	char host[LISTEN_HOST_LEN];
 	int port = rg_local_port(srv.listen_fd);
 
-	if (!getsockname(srv.listen_fd, (struct sockaddr *)&ss, &len)) {
-		if (ss.ss_family == AF_INET6) {
-			host[0] = '[';
-			inet_ntop(AF_INET6, &((struct sockaddr_in6 *)&ss)->sin6_addr, host + 1,
-				  INET6_ADDRSTRLEN);
-			strcat(host, "]");
-		} else {
-			inet_ntop(AF_INET, &((struct sockaddr_in *)&ss)->sin_addr, host,
-				  sizeof(host));
-		}
-	}
+	listen_host(srv.listen_fd, host);
 	printf(HTTPD_NAME " listening on %s:%d (%s poller, %d Ps%s%s)\n", host, port,
 	       rg_poller_name(), rg_maxprocs(0), opt.root ? ", root " : "",
 	       opt.root ? opt.root : "");
