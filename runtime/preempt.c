@@ -512,9 +512,10 @@ static bool foreign_call(uintptr_t w)
  * comparator, a dl_iterate_phdr callback under the loader's lock) when the
  * frames keep frame pointers. Best effort: code without frame pointers
  * breaks the chain, and the walk stops at anything that does not look like
- * a frame. False alarms only postpone a preemption.
+ * a frame. False alarms only postpone a preemption. Not instrumented: the
+ * top words of an interrupted frame may be redzones that ASan has poisoned.
  */
-static bool foreign_frames(const struct rg_g *g, uintptr_t sp, uintptr_t fp)
+__attribute__((no_sanitize_address)) static bool foreign_frames(const struct rg_g *g, uintptr_t sp, uintptr_t fp)
 {
 	uintptr_t hi = g->stack.hi;
 
