@@ -204,6 +204,12 @@ struct rg_p {
 	pid_t sysmon_ktid;	   /* [sysmon] that M's thread */
 	/* Lent by sysmon (above GOMAXPROCS) while another P's goroutine is stuck in unsafe code. */
 	_Atomic bool lent;
+	/*
+	 * When completed I/O queued goroutines here without waking a helper M
+	 * (0: none pending). The owner wakes one once they have waited
+	 * RG_HELP_DELAY_NS, sysmon does when the owner is stuck in one of them.
+	 */
+	_Atomic int64_t help_since;
 } __attribute__((aligned(RG_CACHELINE)));
 
 struct rg_m {
@@ -390,6 +396,10 @@ void rg_globrunq_destroy(struct rg_sched *s);
  * the wake-up is missed); work published elsewhere calls with fence = true.
  */
 void rg_wakep(struct rg_sched *s, bool fence);
+/* How long goroutines readied by I/O wait on a P before a helper M is woken (netpoll_inject). */
+#define RG_HELP_DELAY_NS 50000LL
+/* Sysmon: wake helpers for Ps whose owner is busy while their I/O work waits. */
+void rg_help_late(struct rg_sched *s, int64_t now);
 
 /* P and M hand-offs (sched.c); pidleget/pidleput/pdead need s->lock. */
 /* p leaves the set; its timers go to P0. True if any did: rg_timer_kick after unlocking. */

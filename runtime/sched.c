@@ -319,8 +319,18 @@ static void netpoll_ready(struct rg_g *g, struct rg_p *p)
 
 /*
  * Goroutines whose I/O completed (Go's injectglist): with a P, the first is
- * returned to run now and the rest queue on the P for idle Ps to steal;
- * without one, all go to the global queue.
+ * returned to run now and the rest queue on the P; without one, all go to
+ * the global queue and an idle P is woken for them.
+ *
+ * Unlike Go, a batch on our P does not wake a helper M at once. Such
+ * goroutines mostly run a few microseconds each, parse, queue their next
+ * I/O and park: the batch is often done before a woken M (a futex wake and
+ * an IPI, 10-60 us on a VM) could steal from it, and the helper's spinning,
+ * stealing and separate ring enters cost more CPU than they save (HTTP
+ * under wrk at GOMAXPROCS 2 on 2 CPUs: 15 against 11.5 us of CPU per
+ * request, the load generator starved). The helper comes once the queued
+ * goroutines have waited RG_HELP_DELAY_NS: woken by this M between
+ * goroutines (help_check), or by sysmon when this M is busy in a long one.
  */
 static struct rg_g *netpoll_inject(struct rg_m *m, struct rg_g **gs, int n)
 {
@@ -337,9 +347,47 @@ static struct rg_g *netpoll_inject(struct rg_m *m, struct rg_g **gs, int n)
 	}
 	for (int i = 1; i < n; i++)
 		rg_runqput(p, gs[i], false);
-	if (n > 1)
-		rg_wakep(s, false);
+	if (n > 1 && !atomic_load_explicit(&p->help_since, memory_order_relaxed))
+		atomic_store_explicit(&p->help_since, rg_nanotime(), memory_order_relaxed);
 	return gs[0];
+}
+
+/*
+ * The owner, between goroutines: has I/O work queued here waited long
+ * enough for a helper? An empty queue ends the wait.
+ */
+static void help_check(struct rg_sched *s, struct rg_p *p)
+{
+	int64_t since = atomic_load_explicit(&p->help_since, memory_order_relaxed);
+
+	if (!since)
+		return;
+	if (rg_runqempty(p)) {
+		atomic_store_explicit(&p->help_since, 0, memory_order_relaxed);
+		return;
+	}
+	if (rg_nanotime() - since < RG_HELP_DELAY_NS)
+		return;
+	atomic_store_explicit(&p->help_since, 0, memory_order_relaxed);
+	rg_wakep(s, false);
+}
+
+void rg_help_late(struct rg_sched *s, int64_t now)
+{
+	int32_t n = atomic_load_explicit(&s->gomaxprocs, memory_order_acquire);
+
+	for (int32_t i = 0; i < n; i++) {
+		struct rg_p *p = s->allp[i];
+		int64_t since = atomic_load_explicit(&p->help_since, memory_order_relaxed);
+
+		if (!since || now - since < RG_HELP_DELAY_NS || rg_runqempty(p))
+			continue;
+		/* The owner may be clearing it, or a new batch setting it: one wake either way. */
+		if (atomic_compare_exchange_strong_explicit(&p->help_since, &since, 0,
+							    memory_order_relaxed,
+							    memory_order_relaxed))
+			rg_wakep(s, true);
+	}
 }
 
 /* A non-blocking poll from a running M: the first goroutine to run, or NULL. */
@@ -460,8 +508,12 @@ top:
 	}
 
 	g = rg_runqget(p, inherit);
-	if (g)
+	if (g) {
+		help_check(s, p);
 		return g;
+	}
+	if (atomic_load_explicit(&p->help_since, memory_order_relaxed))
+		atomic_store_explicit(&p->help_since, 0, memory_order_relaxed);
 
 	if (atomic_load_explicit(&s->runqsize, memory_order_relaxed) > 0) {
 		rg_lock(&s->lock);

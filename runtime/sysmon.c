@@ -543,6 +543,7 @@ static void *sysmon_main(void *arg)
 		int nkr = rg_kblock_scan(s, kr, KBLOCK_MAX_REPORTS);
 		poll_stale(s, now, &last_poll);
 		idle = retake(s, now) ? 0 : idle + 1;
+		rg_help_late(s, now);
 		next_preempt = preempt_long(s, now, chaos != 0, &rnd, kr, nkr);
 		klent = kblock_lend(s, now, kr, nkr, &krecheck);
 	}
