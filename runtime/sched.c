@@ -13,6 +13,7 @@
  */
 #include <errno.h>
 #include <signal.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/syscall.h>
@@ -935,6 +936,11 @@ static void *mstart(void *arg)
 	/* Ms inherit the creator's mask; runtime threads take every signal. */
 	sigemptyset(&none);
 	pthread_sigmask(SIG_SETMASK, &none, NULL);
+	/* And its name: an M that sysmon started would be "ringo-sysmon" to
+	 * perf and bpftrace. Ms carry the program's name, as Go's threads do. */
+	char name[16];
+	snprintf(name, sizeof(name), "%s", program_invocation_short_name);
+	pthread_setname_np(pthread_self(), name);
 	m_init_thread(m);
 	rg_acquirep(m, m->nextp);
 	m->nextp = NULL;
