@@ -533,7 +533,6 @@ static int uring_init(struct rg_poller *pl)
 
 	if (!u)
 		return -ENOMEM;
-	rg_tsan_acquire(&ring_epoch);
 	for (size_t i = 0; i < sizeof(flag_sets) / sizeof(flag_sets[0]); i++) {
 		struct io_uring_params p = {.flags = flag_sets[i], .cq_entries = CQ_ENTRIES};
 		r = io_uring_queue_init_params(RING_ENTRIES, &u->ring, &p);
@@ -550,6 +549,11 @@ static int uring_init(struct rg_poller *pl)
 		free(u);
 		return r;
 	}
+	/*
+	 * After the mapping, not before: only then is it sure that an old ring
+	 * at this address was unmapped, so its destroy's release came first.
+	 */
+	rg_tsan_acquire(&ring_epoch);
 	u->gen = atomic_fetch_add_explicit(&ring_gens, 1, memory_order_relaxed) + 1;
 	const char *spin_env = getenv("RINGO_URING_SPIN_US");
 	u->spin_ns = (spin_env ? atol(spin_env) : SPIN_US) * 1000;
