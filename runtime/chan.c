@@ -168,8 +168,8 @@ void rg_chan_sync_marks(struct rg_chan *c)
 		clear |= RG_CHAN_SENDWAIT;
 	if (atomic_load_explicit(&c->sendpos, memory_order_relaxed) & clear)
 		atomic_fetch_and_explicit(&c->sendpos, ~clear, memory_order_release);
-	if (atomic_load_explicit(&c->recvpos, memory_order_relaxed) & clear)
-		atomic_fetch_and_explicit(&c->recvpos, ~clear, memory_order_release);
+	if (atomic_load_explicit(chan_recvpos(c), memory_order_relaxed) & clear)
+		atomic_fetch_and_explicit(chan_recvpos(c), ~clear, memory_order_release);
 }
 
 /*
@@ -214,7 +214,7 @@ void rg_chan_mark_waiting(struct rg_chan *c, bool send, struct rg_sudog **wake)
 	if (!c->cap)
 		return;
 	atomic_fetch_or_explicit(&c->sendpos, mark, memory_order_seq_cst);
-	atomic_fetch_or_explicit(&c->recvpos, mark, memory_order_seq_cst);
+	atomic_fetch_or_explicit(chan_recvpos(c), mark, memory_order_seq_cst);
 	balance(c, wake);
 }
 

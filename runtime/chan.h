@@ -54,10 +54,16 @@ struct rg_chanslot {
 };
 
 struct rg_chan {
-	/* Senders' and receivers' words on different cache lines (64 bytes apart). */
-	_Atomic uint64_t sendpos; /* buffered: next stamp to send | CLOSED | WAITING */
-	unsigned char pad_send[56];
-	_Atomic uint64_t recvpos; /* buffered: next stamp to receive | WAITING */
+	/*
+	 * Senders' and receivers' words on different cache lines (64 bytes
+	 * apart), except for chan struct{}: each of its claims reads the other
+	 * count, so there both share sendpos's line, one line to move between
+	 * CPUs instead of two (chan_recvpos).
+	 */
+	_Atomic uint64_t sendpos;      /* buffered: next stamp to send | CLOSED | WAITING */
+	_Atomic uint64_t recvpos_near; /* chan struct{}: its recvpos */
+	unsigned char pad_send[48];
+	_Atomic uint64_t recvpos_far; /* buffered: next stamp to receive | WAITING */
 	struct rg_spinlock lock;
 	_Atomic uint32_t closed;
 	size_t cap;	 /* immutable */
@@ -70,6 +76,12 @@ struct rg_chan {
 	void *owner;
 	void (*release)(struct rg_chan *c);
 };
+
+/* The receivers' word: next stamp to receive (chan struct{}: count) | WAITING. */
+static inline _Atomic uint64_t *chan_recvpos(struct rg_chan *c)
+{
+	return c->elemsize ? &c->recvpos_far : &c->recvpos_near;
+}
 
 void rg_waitq_enqueue(struct rg_waitq *q, struct rg_sudog *sg);
 /* First sudog whose goroutine can still be woken (skips select losers), or NULL. */

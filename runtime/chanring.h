@@ -62,7 +62,7 @@ static inline enum ring_result count_send(struct rg_chan *c, bool locked)
 			return RING_CLOSED;
 		if (!locked && (tail & RG_CHAN_WAITING))
 			return RING_SLOW;
-		uint64_t head = atomic_load_explicit(&c->recvpos, memory_order_seq_cst);
+		uint64_t head = atomic_load_explicit(chan_recvpos(c), memory_order_seq_cst);
 		/* The head only grows: full now means full when it was read. */
 		if ((tail & RG_CHAN_STAMP) - (head & RG_CHAN_STAMP) >= c->cap)
 			return RING_FULL;
@@ -74,7 +74,7 @@ static inline enum ring_result count_send(struct rg_chan *c, bool locked)
 
 static inline enum ring_result count_recv(struct rg_chan *c, bool locked)
 {
-	uint64_t head = atomic_load_explicit(&c->recvpos, memory_order_relaxed);
+	uint64_t head = atomic_load_explicit(chan_recvpos(c), memory_order_relaxed);
 
 	for (;;) {
 		if (!locked && (head & RG_CHAN_WAITING))
@@ -82,7 +82,7 @@ static inline enum ring_result count_recv(struct rg_chan *c, bool locked)
 		uint64_t tail = atomic_load_explicit(&c->sendpos, memory_order_seq_cst);
 		if ((tail & RG_CHAN_STAMP) == (head & RG_CHAN_STAMP))
 			return (tail & RG_CHAN_CLOSED) ? RING_CLOSED : RING_EMPTY;
-		if (atomic_compare_exchange_weak_explicit(&c->recvpos, &head, head + 1,
+		if (atomic_compare_exchange_weak_explicit(chan_recvpos(c), &head, head + 1,
 							  memory_order_seq_cst, memory_order_relaxed))
 			return RING_OK;
 	}
@@ -118,7 +118,7 @@ static inline enum ring_result ring_send(struct rg_chan *c, const void *ep, bool
 		if (stamp + c->one_lap == t + 1) {
 			/* Last lap's element is still there: full, unless its receiver has
 			 * claimed it and is copying it out. */
-			uint64_t head = atomic_load_explicit(&c->recvpos, memory_order_seq_cst);
+			uint64_t head = atomic_load_explicit(chan_recvpos(c), memory_order_seq_cst);
 			if ((head & RG_CHAN_STAMP) + c->one_lap == t)
 				return RING_FULL;
 		}
@@ -130,7 +130,7 @@ static inline enum ring_result ring_send(struct rg_chan *c, const void *ep, bool
 /* Take the ring's head into ep (may be NULL). RING_EMPTY and RING_CLOSED (empty and closed) are exact. */
 static inline enum ring_result ring_recv(struct rg_chan *c, void *ep, bool locked)
 {
-	uint64_t head = atomic_load_explicit(&c->recvpos, memory_order_relaxed);
+	uint64_t head = atomic_load_explicit(chan_recvpos(c), memory_order_relaxed);
 	unsigned spins = 0;
 
 	if (!c->elemsize)
@@ -143,7 +143,7 @@ static inline enum ring_result ring_recv(struct rg_chan *c, void *ep, bool locke
 		uint64_t stamp = atomic_load_explicit(&sl->stamp, memory_order_acquire);
 		if (stamp == h + 1) {
 			uint64_t next = (head & ~RG_CHAN_STAMP) | ring_next(c, h);
-			if (atomic_compare_exchange_weak_explicit(&c->recvpos, &head, next,
+			if (atomic_compare_exchange_weak_explicit(chan_recvpos(c), &head, next,
 								  memory_order_seq_cst,
 								  memory_order_relaxed)) {
 				if (ep)
@@ -161,7 +161,7 @@ static inline enum ring_result ring_recv(struct rg_chan *c, void *ep, bool locke
 				return (tail & RG_CHAN_CLOSED) ? RING_CLOSED : RING_EMPTY;
 		}
 		ring_backoff(&spins);
-		head = atomic_load_explicit(&c->recvpos, memory_order_relaxed);
+		head = atomic_load_explicit(chan_recvpos(c), memory_order_relaxed);
 	}
 }
 
@@ -169,13 +169,13 @@ static inline enum ring_result ring_recv(struct rg_chan *c, void *ep, bool locke
 static inline bool ring_nonempty(struct rg_chan *c)
 {
 	return (atomic_load_explicit(&c->sendpos, memory_order_seq_cst) & RG_CHAN_STAMP) !=
-	       (atomic_load_explicit(&c->recvpos, memory_order_seq_cst) & RG_CHAN_STAMP);
+	       (atomic_load_explicit(chan_recvpos(c), memory_order_seq_cst) & RG_CHAN_STAMP);
 }
 
 static inline bool ring_has_room(struct rg_chan *c)
 {
 	uint64_t tail = atomic_load_explicit(&c->sendpos, memory_order_seq_cst) & RG_CHAN_STAMP;
-	uint64_t head = atomic_load_explicit(&c->recvpos, memory_order_seq_cst) & RG_CHAN_STAMP;
+	uint64_t head = atomic_load_explicit(chan_recvpos(c), memory_order_seq_cst) & RG_CHAN_STAMP;
 
 	if (!c->elemsize)
 		return tail - head < c->cap;
@@ -190,7 +190,7 @@ static inline size_t ring_len(struct rg_chan *c)
 	/* A consistent pair: the tail did not move while the head was read. */
 	do {
 		tail = atomic_load_explicit(&c->sendpos, memory_order_seq_cst) & RG_CHAN_STAMP;
-		head = atomic_load_explicit(&c->recvpos, memory_order_seq_cst) & RG_CHAN_STAMP;
+		head = atomic_load_explicit(chan_recvpos(c), memory_order_seq_cst) & RG_CHAN_STAMP;
 	} while ((atomic_load_explicit(&c->sendpos, memory_order_seq_cst) & RG_CHAN_STAMP) != tail);
 
 	if (!c->elemsize)

@@ -102,7 +102,7 @@ static void snapshot(const struct selstate *s, uint64_t *snap)
 		struct rg_chan *c = s->cases[s->lockorder[i]].chan;
 		if (c->cap) {
 			snap[2 * i] = atomic_load_explicit(&c->sendpos, memory_order_seq_cst);
-			snap[2 * i + 1] = atomic_load_explicit(&c->recvpos, memory_order_seq_cst);
+			snap[2 * i + 1] = atomic_load_explicit(chan_recvpos(c), memory_order_seq_cst);
 		}
 	}
 }
@@ -113,7 +113,7 @@ static bool snapshot_moved(const struct selstate *s, const uint64_t *snap)
 		struct rg_chan *c = s->cases[s->lockorder[i]].chan;
 		if (c->cap &&
 		    (atomic_load_explicit(&c->sendpos, memory_order_seq_cst) != snap[2 * i] ||
-		     atomic_load_explicit(&c->recvpos, memory_order_seq_cst) != snap[2 * i + 1]))
+		     atomic_load_explicit(chan_recvpos(c), memory_order_seq_cst) != snap[2 * i + 1]))
 			return true;
 	}
 	return false;

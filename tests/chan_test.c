@@ -1583,19 +1583,21 @@ TEST_F_TIMEOUT(chan, buffered_close_keeps_values_for_parked_receivers, 120)
  * really run in parallel) and sends the next value while the worker, having
  * just acked, parks for it. A lost wake-up leaves the value in the ring and
  * the worker parked for good; the poll's deadline turns that into a failure.
+ * Also with chan struct{}, whose two counts share one cache line.
  */
 #define BP_ROUNDS RT_TSAN_SCALE(50000, 5000)
 
 static struct {
 	rg_chan *c, *ack;
+	bool empty; /* chan struct{}: no values to check */
 	long bad;
 } bp;
 
 static void bp_worker(void *arg)
 {
 	for (long i = 0; i < BP_ROUNDS; i++) {
-		long v = -1;
-		if (rg_chan_recv(bp.c, &v) != 1 || v != i) {
+		long v = bp.empty ? i : -1;
+		if (rg_chan_recv(bp.c, bp.empty ? NULL : &v) != 1 || v != i) {
 			bp.bad++;
 			return;
 		}
@@ -1605,16 +1607,19 @@ static void bp_worker(void *arg)
 
 static void bp_main(void *arg)
 {
-	bp.c = rg_chan_make(sizeof(long), 1);
-	bp.ack = rg_chan_make(sizeof(long), 1);
+	size_t size = bp.empty ? 0 : sizeof(long);
+
+	bp.c = rg_chan_make(size, 1);
+	bp.ack = rg_chan_make(size, 1);
 	rg_go(bp_worker, NULL);
 	for (long i = 0; i < BP_ROUNDS; i++) {
 		uint64_t deadline = rt_now_ns() + RT_AWAIT_NS;
-		long v = -1;
+		long v = bp.empty ? i : -1;
 		int rc;
 
 		rg_chan_send(bp.c, &i);
-		while ((rc = rg_chan_tryrecv(bp.ack, &v)) == -EAGAIN && rt_now_ns() < deadline)
+		while ((rc = rg_chan_tryrecv(bp.ack, bp.empty ? NULL : &v)) == -EAGAIN &&
+		       rt_now_ns() < deadline)
 			;
 		if (rc != 1 || v != i) {
 			CHECK(0, "round %ld: ack rc %d value %ld (a lost wake-up?)", i, rc, v);
@@ -1629,6 +1634,14 @@ static void bp_main(void *arg)
 
 TEST_F_TIMEOUT(chan, buffered_ping_pong_races_park, 120)
 {
+	rg_maxprocs(2);
+	ASSERT_EQ(0, rg_run(bp_main, NULL));
+	RT_EXPECT_NO_ERRS(&errs);
+}
+
+TEST_F_TIMEOUT(chan, struct_ping_pong_races_park, 120)
+{
+	bp.empty = true;
 	rg_maxprocs(2);
 	ASSERT_EQ(0, rg_run(bp_main, NULL));
 	RT_EXPECT_NO_ERRS(&errs);
