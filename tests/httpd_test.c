@@ -17,6 +17,7 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
+#include <sched.h>
 #include <strings.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
@@ -532,6 +533,108 @@ TEST(peer_reset_mid_response)
 	EXPECT_EQ(200, resp.status);
 	EXPECT_STREQ(hello, resp.body);
 	free(resp.body);
+	httpd_cleanup(&h);
+}
+
+/* The server's user CPU time so far, in clock ticks (all its threads); -1 if unreadable. */
+static long server_utime(pid_t pid)
+{
+	char path[64], buf[1024], *p;
+	long utime = -1;
+	ssize_t n;
+	int fd;
+
+	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -1;
+	n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	if (n <= 0)
+		return -1;
+	buf[n] = '\0';
+	/* After "(comm)": state is field 3, utime field 14. */
+	p = strrchr(buf, ')');
+	if (p && sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %ld", &utime) != 1)
+		utime = -1;
+	return utime;
+}
+
+/*
+ * GET /spin?us=N burns N us of CPU in a loop without calls (the bimodal
+ * benchmark's long request). With one P, a request on another connection is
+ * answered while a 600 ms spin runs: only asynchronous preemption can take
+ * the P from that loop. Bad queries get 400.
+ */
+TEST(spin_is_preempted_for_other_connections)
+{
+	static const char *const bad[] = {
+		"GET /spin HTTP/1.1\r\nHost: t\r\n\r\n",
+		"GET /spin?us=abc HTTP/1.1\r\nHost: t\r\n\r\n",
+		"GET /spin?us=2000000 HTTP/1.1\r\nHost: t\r\n\r\n", /* above the 1 s cap */
+	};
+	struct httpd h;
+	struct response resp;
+	struct reader a, b;
+	struct pollfd pa;
+	long t0, t;
+
+	NEED_HTTPD();
+	setenv("RINGO_MAXPROCS", "1", 1);
+	ASSERT_EQ(0, httpd_start(&h, "10000"));
+	unsetenv("RINGO_MAXPROCS");
+	for (size_t i = 0; i < ARRAY_SIZE(bad); i++) {
+		struct reader r = {.fd = dial(h.port)};
+
+		ASSERT_LE(0, r.fd);
+		ASSERT_TRUE(SEND(r.fd, bad[i]));
+		ASSERT_TRUE(read_response(&r, &resp));
+		EXPECT_EQ(400, resp.status) TH_LOG("%.30s", bad[i]);
+		free(resp.body);
+		close(r.fd);
+		free(r.buf);
+	}
+
+	/* Both connections served once, so both goroutines are parked in a read. */
+	a = (struct reader){.fd = dial(h.port)};
+	b = (struct reader){.fd = dial(h.port)};
+	ASSERT_LE(0, a.fd);
+	ASSERT_LE(0, b.fd);
+	ASSERT_TRUE(SEND(a.fd, "GET /spin?us=1 HTTP/1.1\r\nHost: t\r\n\r\n"));
+	ASSERT_TRUE(read_response(&a, &resp));
+	EXPECT_EQ(200, resp.status);
+	EXPECT_STREQ("spun 1 us\n", resp.body);
+	free(resp.body);
+	ASSERT_TRUE(SEND(b.fd, "GET / HTTP/1.1\r\nHost: t\r\n\r\n"));
+	ASSERT_TRUE(read_response(&b, &resp));
+	free(resp.body);
+
+	/* The long spin, and proof that it runs: the server's CPU time grows. */
+	t0 = server_utime(h.pid);
+	ASSERT_LE(0, t0);
+	ASSERT_TRUE(SEND(a.fd, "GET /spin?us=600000 HTTP/1.1\r\nHost: t\r\n\r\n"));
+	uint64_t deadline = rt_now_ns() + (uint64_t)WAIT_MS * 1000000;
+	while ((t = server_utime(h.pid)) >= 0 && t < t0 + 3 && rt_now_ns() < deadline)
+		sched_yield();
+	ASSERT_LE(t0 + 3, t) TH_LOG("the server did not start spinning");
+
+	/* The other connection is answered meanwhile, and the spin is still on. */
+	ASSERT_TRUE(SEND(b.fd, "GET / HTTP/1.1\r\nHost: t\r\n\r\n"));
+	ASSERT_TRUE(read_response(&b, &resp));
+	EXPECT_EQ(200, resp.status);
+	EXPECT_STREQ(hello, resp.body);
+	free(resp.body);
+	pa = (struct pollfd){a.fd, POLLIN, 0};
+	EXPECT_EQ(0, poll(&pa, 1, 0)) TH_LOG("the spin ended before the other request was answered");
+
+	ASSERT_TRUE(read_response(&a, &resp));
+	EXPECT_EQ(200, resp.status);
+	EXPECT_STREQ("spun 600000 us\n", resp.body);
+	free(resp.body);
+	close(a.fd);
+	close(b.fd);
+	free(a.buf);
+	free(b.buf);
 	httpd_cleanup(&h);
 }
 
