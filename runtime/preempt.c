@@ -515,7 +515,8 @@ static bool foreign_call(uintptr_t w)
  * a frame. False alarms only postpone a preemption. Not instrumented: the
  * top words of an interrupted frame may be redzones that ASan has poisoned.
  */
-__attribute__((no_sanitize_address)) static bool foreign_frames(const struct rg_g *g, uintptr_t sp, uintptr_t fp)
+__attribute__((no_sanitize_address)) static bool foreign_frames(const struct rg_g *g, uintptr_t sp,
+								uintptr_t fp)
 {
 	uintptr_t hi = g->stack.hi;
 

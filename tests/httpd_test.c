@@ -625,7 +625,8 @@ TEST(spin_is_preempted_for_other_connections)
 	EXPECT_STREQ(hello, resp.body);
 	free(resp.body);
 	pa = (struct pollfd){a.fd, POLLIN, 0};
-	EXPECT_EQ(0, poll(&pa, 1, 0)) TH_LOG("the spin ended before the other request was answered");
+	EXPECT_EQ(0, poll(&pa, 1, 0))
+	TH_LOG("the spin ended before the other request was answered");
 
 	ASSERT_TRUE(read_response(&a, &resp));
 	EXPECT_EQ(200, resp.status);

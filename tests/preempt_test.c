@@ -324,14 +324,18 @@ static void starve_stack_objects(void *arg)
 	rg_wg_done(&starve.wg);
 }
 
-enum starve_kind { STARVE_LOOP, STARVE_FRAMELESS, STARVE_STACK_OBJECTS };
+enum starve_kind {
+	STARVE_LOOP,
+	STARVE_FRAMELESS,
+	STARVE_STACK_OBJECTS
+};
 
 static void starve_main(void *arg)
 {
 	enum starve_kind kind = (enum starve_kind)(uintptr_t)arg;
-	void (*spin)(void *) = kind == STARVE_FRAMELESS	     ? starve_frameless
-			       : kind == STARVE_STACK_OBJECTS ? starve_stack_objects
-							      : starve_loop;
+	void (*spin)(void *) = kind == STARVE_FRAMELESS	    ? starve_frameless :
+			       kind == STARVE_STACK_OBJECTS ? starve_stack_objects :
+							      starve_loop;
 
 	if (!async_on())
 		return;
@@ -358,8 +362,8 @@ static void starve_run(struct __test_metadata *_metadata, enum starve_kind kind)
 	ASSERT_EQ(0, rg_run(starve_main, (void *)(uintptr_t)kind));
 	SKIP_IF_NO_ASYNC();
 	EXPECT_EQ(TICKS, starve.ticks);
-	EXPECT_GT(kind == STARVE_FRAMELESS ? starve.frameless_count
-					   : atomic_load(&starve.loop_count),
+	EXPECT_GT(kind == STARVE_FRAMELESS ? starve.frameless_count :
+					     atomic_load(&starve.loop_count),
 		  0);
 	struct rg_preempt_stats st;
 	rg_preempt_get_stats(&st);
