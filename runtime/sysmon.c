@@ -20,6 +20,7 @@
 #include <sys/prctl.h>
 #include <time.h>
 
+#include "arch.h"
 #include "fatal.h"
 #include "kblock.h"
 #include "poller.h"
@@ -45,6 +46,12 @@
 /* Blocked at least this long (Go's sysmon wants a syscall to last a 20 us tick): a contended
  * lock or a short fault ends before a lent P's M could even start. */
 #define KBLOCK_MIN_NS 20000LL
+/*
+ * A wait this short for a block to come of age is spent on the CPU: a
+ * timed sleep that short ends 40-60 us late on this VM (the timer's
+ * interrupt and a halt exit), three times the wait itself.
+ */
+#define KBLOCK_SPIN_NS KBLOCK_MIN_NS
 
 /* Retake Ps stuck in system calls; returns how many. */
 static int retake(struct rg_sched *s, int64_t now)
@@ -532,10 +539,16 @@ static void *sysmon_main(void *arg)
 				sleep = until < 1000 ? 1000 : until;
 		}
 		sleep = rg_schedstats(s, sleep); /* schedtrace probes, RINGO_DEBUG */
-		/* Deep sleep is on the futex, which acquirep wakes. */
-		if (atomic_load_explicit(&s->sysmon_sleeping, memory_order_relaxed) ||
-		    !rg_kblock_sleep(sleep))
+		bool deep = atomic_load_explicit(&s->sysmon_sleeping, memory_order_relaxed);
+		if (!deep && krecheck && sleep <= KBLOCK_SPIN_NS) {
+			/* A blocked M comes of age within microseconds: wait for it here. */
+			int64_t end = rg_nanotime() + sleep;
+			while (rg_nanotime() < end)
+				rg_arch_relax();
+		} else if (deep || !rg_kblock_sleep(sleep)) {
+			/* Deep sleep is on the futex, which acquirep wakes. */
 			rg_futex_wait(&s->sysmon_note, 0, sleep);
+		}
 		atomic_store_explicit(&s->sysmon_note, 0, memory_order_relaxed);
 		atomic_store_explicit(&s->sysmon_sleeping, 0, memory_order_relaxed);
 
