@@ -1890,6 +1890,18 @@ static bool ms_arm(int lfd, const char *addr)
 	return true;
 }
 
+/* Dial n clients into ms.c (and their local ports into ms.ports); false on the first failure. */
+static bool ms_dial(const char *addr, int n)
+{
+	for (int i = 0; i < n; i++) {
+		ms.c[i] = rg_dial_tcp(addr);
+		if (!GCHECK(ms.c[i] >= 0, "dial %d: %s", i, strerror(-ms.c[i])))
+			return false;
+		ms.ports[i] = rg_local_port(ms.c[i]);
+	}
+	return true;
+}
+
 /* Accept n connections and match each (by peer port, then one byte each way) with a client. */
 static int ms_accept_and_match(int lfd, int n)
 {
@@ -1927,12 +1939,8 @@ static void ms_queue_main(void *arg)
 
 	if (!GCHECK(lfd >= 0, "listen") || !ms_arm(lfd, addr))
 		return;
-	for (int i = 0; i < MS_CONNS; i++) {
-		ms.c[i] = rg_dial_tcp(addr);
-		if (!GCHECK(ms.c[i] >= 0, "dial: %s", strerror(-ms.c[i])))
-			return;
-		ms.ports[i] = rg_local_port(ms.c[i]);
-	}
+	if (!ms_dial(addr, MS_CONNS))
+		return;
 	/* Established, and taken from the backlog by the multishot, not by us. */
 	ms.drained = using_epoll() || AWAIT(!listener_pending(lfd));
 	ms.distinct = ms_accept_and_match(lfd, MS_CONNS);
@@ -1957,11 +1965,8 @@ static void ms_close_main(void *arg)
 
 	if (!GCHECK(lfd >= 0, "listen") || !ms_arm(lfd, addr))
 		return;
-	for (int i = 0; i < MS_CONNS; i++) {
-		ms.c[i] = rg_dial_tcp(addr);
-		if (!GCHECK(ms.c[i] >= 0, "dial: %s", strerror(-ms.c[i])))
-			return;
-	}
+	if (!ms_dial(addr, MS_CONNS))
+		return;
 	ms.drained = using_epoll() || AWAIT(!listener_pending(lfd));
 	static bool before[MS_FDS], after[MS_FDS];
 	open_fds(before);
@@ -2003,12 +2008,8 @@ static void ms_bound_main(void *arg)
 	rg_ctx *ctx = rg_ctx_with_timeout(rg_ctx_background(), 20 * MS);
 	ms.timed_out = rg_accept_ctx(ctx, lfd, NULL, NULL);
 	rg_ctx_free(ctx);
-	for (int i = 0; i < MS_MANY; i++) {
-		ms.c[i] = rg_dial_tcp(addr);
-		if (!GCHECK(ms.c[i] >= 0, "dial %d: %s", i, strerror(-ms.c[i])))
-			return;
-		ms.ports[i] = rg_local_port(ms.c[i]);
-	}
+	if (!ms_dial(addr, MS_MANY))
+		return;
 	/* More than the queue holds: some wait in the backlog until it is re-armed. */
 	ms.distinct = ms_accept_and_match(lfd, MS_MANY);
 	for (int i = 0; i < MS_MANY; i++)
