@@ -647,55 +647,6 @@ int rg_local_port(int fd);
 const char *rg_poller_name(void);
 
 /* ---------------------------------------------------------------------------
- * Receive streams: a connection's receives without an SQE each
- *
- * A connection read in a loop (a daemon's request or message loop) can
- * receive through a stream instead of rg_recv. Under io_uring the stream
- * keeps one multishot receive armed on the socket: the kernel places what
- * arrives in buffers of a ring shared by every stream of the rg_run (a
- * provided buffer ring), and a receive takes data from there, or parks
- * until it comes, without submitting anything. A stream that holds 16
- * unread buffers stops its multishot until it is read; when the shared
- * buffers run out, a waiting receive falls back to an ordinary one, so a
- * slow reader never stalls the others. Under the epoll poller a stream is
- * a plain rg_recv.
- *
- * Data the kernel received into a stream's buffers is no longer in the
- * socket: read the connection through its stream only, from goroutines of
- * the rg_run that opened it, and close the stream before the fd (rg_close
- * ends its multishot too). Concurrent receives on one stream are served
- * in arrival order.
- * ------------------------------------------------------------------------- */
-
-typedef struct rg_recvstream rg_recvstream;
-
-/*
- * rg_recvstream_open - a receive stream on the connected socket fd (which
- * stays the caller's), or NULL with errno: EINVAL for a negative fd, EPERM
- * outside a goroutine, ENOMEM. Nothing is armed until the first receive.
- */
-rg_recvstream *rg_recvstream_open(int fd);
-
-/*
- * rg_recvstream_recv - up to n bytes, as recv(fd, buf, n, 0) would return
- * them: the count (at most n; what is there, not n), 0 at end of stream
- * (and at once for n == 0, as Go's Read), or -errno (the connection's
- * error, once, as recv(2) reports it; -EINVAL for a NULL stream, -EPERM
- * outside a goroutine). The _ctx form returns the context's error when it
- * is cancelled first, losing no data: what arrives stays for the next call.
- */
-ssize_t rg_recvstream_recv(rg_recvstream *s, void *buf, size_t n);
-ssize_t rg_recvstream_recv_ctx(rg_ctx *ctx, rg_recvstream *s, void *buf, size_t n);
-
-/*
- * rg_recvstream_close - end the stream's multishot and free it; data it had
- * received and nobody read is dropped. The fd stays open. No goroutine may
- * be inside rg_recvstream_recv on it (end those with a context first).
- * NULL is a no-op.
- */
-void rg_recvstream_close(rg_recvstream *s);
-
-/* ---------------------------------------------------------------------------
  * Signals (Go's os/signal)
  *
  * A notified signal is caught by a small handler on whichever thread the

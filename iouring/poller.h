@@ -97,18 +97,6 @@ struct rg_poller_ops {
 	void (*wake)(struct rg_poller *pl);
 	/* Perform req from a goroutine, parking it meanwhile; result or -errno. */
 	int64_t (*io)(struct rg_poller *pl, const struct rg_io_req *req, rg_ctx *ctx);
-	/*
-	 * Receive streams (optional: without them a stream is plain RG_IO_RECV).
-	 * rstream_open returns the backend's state for socket fd, or NULL to
-	 * use plain receives; rstream_recv receives like RG_IO_RECV from a
-	 * goroutine; rstream_close frees the state (now or once the kernel is
-	 * done with it). detach is called with the state if the poller goes
-	 * first: the stream then only frees itself.
-	 */
-	void *(*rstream_open)(struct rg_poller *pl, int fd, void (*detach)(void *owner),
-			      void *owner);
-	int64_t (*rstream_recv)(struct rg_poller *pl, void *st, void *buf, size_t len, rg_ctx *ctx);
-	void (*rstream_close)(struct rg_poller *pl, void *st);
 };
 
 struct rg_poller {

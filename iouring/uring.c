@@ -312,8 +312,6 @@ static int reap_locked(struct uring *u, struct rg_g **out, int max, bool *woken)
 			struct rg_g *g;
 			if (ud & TAG_ACCEPT) {
 				g = uring_accept_cqe(u, cqe);
-			} else if (ud & TAG_RECV) {
-				g = uring_recv_cqe(u, cqe);
 			} else {
 				struct uring_op *op = (struct uring_op *)(uintptr_t)ud;
 				rg_tsan_acquire(op);
@@ -595,7 +593,6 @@ static void uring_destroy(struct rg_poller *pl)
 		rg_unlock(&u->cq_lock);
 	}
 	uring_accept_destroy(u);
-	uring_recv_destroy(u);
 	if (tl_ring.gen == u->gen && tl_ring.idx >= 0)
 		unregister_slot(u, tl_ring.idx);
 	tl_ring.gen = 0;
@@ -613,7 +610,4 @@ const struct rg_poller_ops rg_uring_ops = {
 	.poll = uring_poll,
 	.wake = uring_wake,
 	.io = uring_io,
-	.rstream_open = uring_rstream_open,
-	.rstream_recv = uring_rstream_recv,
-	.rstream_close = uring_rstream_close,
 };

@@ -17,15 +17,12 @@
 
 /*
  * user_data: below 4096 a tag; else an address, of a struct uring_op
- * (aligned), or with bit 0 set of a listener's multishot accept, or with
- * bit 1 set of a receive stream's multishot receive.
+ * (aligned) or, with bit 0 set, of a listener's multishot accept.
  */
 enum { TAG_WAKE = 1, TAG_CANCEL = 2 };
 #define TAG_ACCEPT 1ull
-#define TAG_RECV 2ull
 
 struct uring_listener;
-struct uring_rstream;
 
 struct uring {
 	struct io_uring ring;
@@ -41,13 +38,6 @@ struct uring {
 	struct rg_lock acc_lock;
 	struct uring_listener *listeners;
 	_Atomic uint32_t nlisteners; /* read without the lock: rg_close's fast path */
-	/* Receive streams and their provided buffer ring, set up by the first (uring_recv.c). */
-	struct rg_lock rs_lock; /* the list; setting the ring up */
-	struct uring_rstream *rstreams;
-	struct io_uring_buf_ring *br; /* NULL until set up */
-	unsigned char *bufs;
-	bool br_failed;		    /* registering failed: streams receive plainly */
-	struct rg_spinlock br_lock; /* the buffer ring's tail */
 	/* The idle M's spin (only it touches these): the last wait ended within the spin window. */
 	bool spin_ok;
 	int64_t spin_ns;
@@ -78,17 +68,5 @@ int64_t uring_accept(struct rg_poller *pl, const struct rg_io_req *req, rg_ctx *
 struct rg_g *uring_accept_cqe(struct uring *u, const struct io_uring_cqe *cqe);
 void uring_accept_close(struct uring *u, int fd);
 void uring_accept_destroy(struct uring *u);
-
-/*
- * Receive streams (uring_recv.c): the backend's rstream_* operations;
- * uring_recv_cqe takes a multishot receive's CQE (needs cq_lock) and
- * returns a goroutine to make runnable, or NULL; uring_recv_destroy frees
- * what is left, once no CQE can come.
- */
-void *uring_rstream_open(struct rg_poller *pl, int fd, void (*detach)(void *owner), void *owner);
-int64_t uring_rstream_recv(struct rg_poller *pl, void *st, void *buf, size_t len, rg_ctx *ctx);
-void uring_rstream_close(struct rg_poller *pl, void *st);
-struct rg_g *uring_recv_cqe(struct uring *u, const struct io_uring_cqe *cqe);
-void uring_recv_destroy(struct uring *u);
 
 #endif /* RINGO_URING_H */
