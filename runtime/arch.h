@@ -62,6 +62,20 @@ void rg_arch_preempt_relocate(void *saved, uintptr_t from, uintptr_t to, size_t 
 void rg_arch_preempt_trampoline(void);
 void rg_arch_gstart(void);
 
+/*
+ * StoreLoad ordering right after a locked read-modify-write (a lock's
+ * release by exchange, say): on x86 that instruction was a full barrier
+ * already, elsewhere it takes a fence. An MFENCE costs ~10 ns here.
+ */
+static inline void rg_arch_fence_after_rmw(void)
+{
+#if defined(__x86_64__)
+	__atomic_signal_fence(__ATOMIC_SEQ_CST);
+#else
+	__atomic_thread_fence(__ATOMIC_SEQ_CST);
+#endif
+}
+
 /* Spin-wait hint (PAUSE on x86). */
 static inline void rg_arch_relax(void)
 {

@@ -121,6 +121,12 @@ static inline void rg_elem_copy(void *dst, const void *src, size_t n)
 	switch (n) {
 	case 0:
 		return;
+	case 1: /* chan bool, chan byte */
+		__builtin_memcpy(dst, src, 1);
+		return;
+	case 2:
+		__builtin_memcpy(dst, src, 2);
+		return;
 	case 4:
 		__builtin_memcpy(dst, src, 4);
 		return;

@@ -137,7 +137,7 @@ static void dump_one(struct rg_g *g, const struct self_frame *self)
 		return;
 	if (st == G_WAITING) {
 		/* As Go: the wait's length once it passes a minute. */
-		int64_t mins = (rg_nanotime_coarse() - g->wait_since) / 60000000000LL;
+		int64_t mins = (rg_nanotime() - g->wait_since) / 60000000000LL;
 		if (mins >= 1)
 			outf("\ngoroutine %llu [%s, %lld minutes]:\n", (unsigned long long)g->goid,
 			     rg_wait_reason_string((enum rg_wait_reason)g->wait_reason),

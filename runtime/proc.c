@@ -24,14 +24,6 @@
 static _Atomic(struct rg_sched *) current_sched;
 static int maxprocs_preset; /* rg_maxprocs before rg_run; 0 = default */
 
-int64_t rg_nanotime_coarse(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
-	return ts.tv_sec * 1000000000LL + ts.tv_nsec;
-}
-
 int64_t rg_nanotime(void)
 {
 	struct timespec ts;
@@ -288,7 +280,8 @@ void rg_park(bool (*commit)(struct rg_g *g, void *arg), void *arg, enum rg_wait_
 		rg_fatal("park outside a goroutine");
 	g->wait_reason = (uint8_t)reason;
 	g->wait_obj = obj;
-	g->wait_since = rg_nanotime_coarse();
+	int64_t now = atomic_load_explicit(&m->sched->coarse_now, memory_order_relaxed);
+	g->wait_since = now ? now : rg_nanotime(); /* 0: no sysmon (yet) */
 	m->op = SWITCH_PARK;
 	m->park_commit = commit;
 	m->park_arg = arg;
@@ -324,8 +317,7 @@ void rg_ready(struct rg_g *g)
 		rg_runqput(m->p, g, true); /* the waker's runnext: ping-pong stays on one P */
 		rg_wakep(s, false);
 	} else {
-		rg_globrunqput(s, g);
-		rg_wakep(s, true);
+		rg_globrunqput_wakep(s, g);
 	}
 }
 

@@ -255,6 +255,14 @@ void rg_globrunqput(struct rg_sched *s, struct rg_g *g)
 	rg_unlock(&s->lock);
 }
 
+void rg_globrunqput_wakep(struct rg_sched *s, struct rg_g *g)
+{
+	rg_globrunqput(s, g);
+	/* StoreLoad: g is in the queue before wakep reads the idle counts. */
+	rg_arch_fence_after_rmw();
+	rg_wakep(s, false);
+}
+
 struct rg_g *rg_globrunqget_locked(struct rg_sched *s, struct rg_p *p, int max)
 {
 	int32_t size = atomic_load_explicit(&s->runqsize, memory_order_relaxed);

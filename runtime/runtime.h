@@ -106,7 +106,7 @@ struct rg_g {
 	/* Parking. */
 	uint8_t wait_reason;
 	const void *wait_obj;
-	int64_t wait_since; /* ns, CLOCK_MONOTONIC_COARSE (4 ms resolution, 6 ns to read) */
+	int64_t wait_since; /* ns, rg_nanotime() as of the park, within sysmon's tick (coarse_now) */
 	struct rg_semawait sema;
 
 	/* Channels: the sudog that woke us, and the select race's winner flag. */
@@ -330,6 +330,12 @@ struct rg_sched {
 	bool sysmon_started;
 	_Atomic uint32_t sysmon_note; /* futex word: 1 = wake */
 	_Atomic uint32_t sysmon_sleeping; /* deep sleep: every P idle */
+	/*
+	 * rg_nanotime() as sysmon last read it, at most a tick (10 ms) old; 0
+	 * until sysmon runs. Parking stamps wait_since with it: a clock read
+	 * there was 5% of a channel hand-off, for a dump that shows minutes.
+	 */
+	_Atomic int64_t coarse_now;
 	int32_t maxmcount; /* thread cap (Go's 10000; RINGO_MAXTHREADS) */
 	int32_t nmidlelocked; /* Ms waiting for their locked goroutine [lock] */
 
@@ -346,9 +352,8 @@ void rg_setm(struct rg_m *m);
 /* The running goroutine, or NULL on g0 or outside the runtime. */
 struct rg_g *rg_getg(void);
 
-/* Monotonic clock in ns; the coarse one is cheap enough for every park. */
+/* Monotonic clock in ns (parks use sysmon's copy, coarse_now). */
 int64_t rg_nanotime(void);
-int64_t rg_nanotime_coarse(void);
 
 /* Bump an owner-written counter: a plain load and store, no locked instruction. */
 #define RG_COUNTER_ADD(ctr, n)                                                                   \
@@ -388,6 +393,8 @@ void rg_goyield(void);
 void rg_runqput(struct rg_p *p, struct rg_g *g, bool next);
 bool rg_runqempty(struct rg_p *p);
 void rg_globrunqput(struct rg_sched *s, struct rg_g *g);
+/* rg_globrunqput, then rg_wakep for g (the queue's unlock is the fence on x86). */
+void rg_globrunqput_wakep(struct rg_sched *s, struct rg_g *g);
 /* Free the global queue's storage (the scheduler is gone). */
 void rg_globrunq_destroy(struct rg_sched *s);
 /*

@@ -678,10 +678,9 @@ static struct rg_g *execute(struct rg_m *m, struct rg_g *g, bool inherit, bool *
 	}
 	case SWITCH_YIELD:
 		atomic_store_explicit(&g->status, G_RUNNABLE, memory_order_relaxed);
-		rg_globrunqput(m->sched, g);
 		/* Unlike Go, wake an idle P: behind a goroutine that never yields the
 		 * yielder would otherwise wait for sysmon's preemption (a time slice). */
-		rg_wakep(m->sched, true);
+		rg_globrunqput_wakep(m->sched, g);
 		return NULL;
 	case SWITCH_YIELD_LOCAL:
 		atomic_store_explicit(&g->status, G_RUNNABLE, memory_order_relaxed);
@@ -843,9 +842,8 @@ void rg_schedule_loop(struct rg_m *m)
 				/* The slice a runnext chain shares is over (Go preempts
 				 * the heir at its next prologue): queue it behind the rest. */
 				atomic_store_explicit(&g->status, G_RUNNABLE, memory_order_relaxed);
-				rg_globrunqput(m->sched, g);
+				rg_globrunqput_wakep(m->sched, g); /* an idle P may take it */
 				rg_preempt_count_inherit();
-				rg_wakep(m->sched, true); /* an idle P may take it */
 				break;
 			}
 			g = execute(m, g, inherit, &inherit);

@@ -553,6 +553,7 @@ static void *sysmon_main(void *arg)
 		atomic_store_explicit(&s->sysmon_sleeping, 0, memory_order_relaxed);
 
 		int64_t now = rg_nanotime();
+		atomic_store_explicit(&s->coarse_now, now, memory_order_relaxed);
 		int nkr = rg_kblock_scan(s, kr, KBLOCK_MAX_REPORTS);
 		poll_stale(s, now, &last_poll);
 		idle = retake(s, now) ? 0 : idle + 1;
@@ -568,6 +569,9 @@ static void *sysmon_main(void *arg)
 
 void rg_sysmon_wake(struct rg_sched *s)
 {
+	/* Out of a deep sleep its clock is old: the goroutines about to run may park. */
+	if (atomic_load_explicit(&s->coarse_now, memory_order_relaxed))
+		atomic_store_explicit(&s->coarse_now, rg_nanotime(), memory_order_relaxed);
 	atomic_store_explicit(&s->sysmon_note, 1, memory_order_release);
 	rg_futex_wake(&s->sysmon_note, 1);
 	/* Outside deep sleep sysmon may be in epoll (kblock.c); only shutdown must end it. */

@@ -812,7 +812,10 @@ TEST(deadlock_detector_can_be_turned_off)
  * A child with goroutines parked in many ways, main among them, and one
  * goroutine blocked in read() (so the deadlock detector stays out of it).
  * When they are all parked it writes a byte to the ready pipe; the parent
- * then sends SIGQUIT and expects Go's dump and exit status 2.
+ * then sends SIGQUIT and expects Go's dump and exit status 2. Parks stamp
+ * their start from sysmon's clock (coarse_now): the mutex waiter's stamp
+ * must lie between the run's start and now, and, moved three minutes back,
+ * shows as Go's "[sync.Mutex.Lock, 3 minutes]".
  */
 enum { SQ_CHAN, SQ_MUTEX, SQ_COND, SQ_SELECT, SQ_RLOCK, SQ_SEM, SQ_MAIN, SQ_N };
 
@@ -824,6 +827,7 @@ static struct {
 	rg_rwmutex rw;
 	rg_sem s;
 	rg_chan *ch;
+	int64_t t0; /* before any goroutine parked */
 } sq;
 
 static void sq_chan_waiter(void *arg)
@@ -875,6 +879,14 @@ static void sq_blocker(void *arg)
 			_exit(5);
 		}
 	}
+	struct rg_g *mw = atomic_load(&sq.g[SQ_MUTEX]);
+	int64_t now = rg_nanotime();
+	if (mw->wait_since < sq.t0 - 1000000000LL || mw->wait_since > now) {
+		fprintf(stderr, "test: wait_since %lld not within [%lld - 1 s, %lld]\n",
+			(long long)mw->wait_since, (long long)sq.t0, (long long)now);
+		_exit(5);
+	}
+	mw->wait_since -= 3 * 60 * 1000000000LL;
 	if (write(sq.ready_fd, &b, 1) != 1)
 		_exit(5);
 	if (read(sq.block_fd, &b, 1) >= 0) /* nobody writes: blocks until SIGQUIT */
@@ -886,6 +898,7 @@ static void sq_main(void *arg)
 {
 	static rg_wg never_done;
 
+	sq.t0 = rg_nanotime();
 	sq.c = (rg_cond)RG_COND_INIT(&sq.cm);
 	sq.ch = rg_chan_make(0, 0);
 	rg_sem_init(&sq.s, 1);
@@ -985,7 +998,7 @@ TEST(sigquit_dumps_every_goroutine)
 		"SIGQUIT: quit\n",
 		"\ngoroutine 1 [sync.WaitGroup.Wait]:\n",
 		"[chan receive]:\n",
-		"[sync.Mutex.Lock]:\n",
+		"[sync.Mutex.Lock, 3 minutes]:\n",
 		"[sync.Cond.Wait]:\n",
 		"[select]:\n",
 		"[sync.RWMutex.RLock]:\n",
