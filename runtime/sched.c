@@ -626,6 +626,39 @@ no_p:
 static void gdestroy(struct rg_m *m, struct rg_g *g);
 
 /*
+ * g yielded (Go's Gosched): to the global queue's tail. When findrunnable
+ * would next take the lock again to get a goroutine from that queue (this
+ * P has nothing local, no timer, no fairness tick due, a plain M, no stop
+ * or retirement pending), get it in the same hold of the lock and return
+ * it; else NULL, and findrunnable decides.
+ */
+static struct rg_g *yield_to_global(struct rg_m *m, struct rg_p *p, struct rg_g *g)
+{
+	struct rg_sched *s = m->sched;
+	struct rg_g *next = NULL;
+	bool fast = !m->lockedg && !atomic_load_explicit(&p->timer0_when, memory_order_relaxed) &&
+		    (atomic_load_explicit(&p->schedtick, memory_order_relaxed) %
+		     GLOBAL_FAIRNESS_TICK) != 0 &&
+		    p->id < atomic_load_explicit(&s->gomaxprocs, memory_order_relaxed) &&
+		    !atomic_load_explicit(&s->stopping, memory_order_acquire) && rg_runqempty(p);
+
+	atomic_store_explicit(&g->status, G_RUNNABLE, memory_order_relaxed);
+	rg_lock(&s->lock);
+	rg_globrunqput_locked(s, g);
+	/* A goroutine locked to another M goes through findrunnable's hand-over. */
+	if (fast && !s->gq[s->gq_head]->lockedm)
+		next = rg_globrunqget_locked(s, p, p->preempted ? 1 : 0);
+	rg_unlock(&s->lock);
+	if (next && atomic_load_explicit(&p->help_since, memory_order_relaxed))
+		atomic_store_explicit(&p->help_since, 0, memory_order_relaxed); /* as findrunnable */
+	/* Unlike Go, wake an idle P: behind a goroutine that never yields the
+	 * yielder would otherwise wait for sysmon's preemption (a time slice). */
+	rg_arch_fence_after_rmw(); /* StoreLoad: queued before the idle counts are read */
+	rg_wakep(s, false);
+	return next;
+}
+
+/*
  * Switch from g0 to g and back. Runs the goroutine until it parks, yields
  * or exits; then carries out what it asked for.
  */
@@ -677,11 +710,8 @@ static struct rg_g *execute(struct rg_m *m, struct rg_g *g, bool inherit, bool *
 		return NULL;
 	}
 	case SWITCH_YIELD:
-		atomic_store_explicit(&g->status, G_RUNNABLE, memory_order_relaxed);
-		/* Unlike Go, wake an idle P: behind a goroutine that never yields the
-		 * yielder would otherwise wait for sysmon's preemption (a time slice). */
-		rg_globrunqput_wakep(m->sched, g);
-		return NULL;
+		*next_inherit = false;
+		return yield_to_global(m, p, g);
 	case SWITCH_YIELD_LOCAL:
 		atomic_store_explicit(&g->status, G_RUNNABLE, memory_order_relaxed);
 		rg_runqput(m->p, g, false);
