@@ -295,7 +295,6 @@ __attribute__((noreturn)) static void park_forever(enum rg_wait_reason reason)
 static int chan_block(struct rg_chan *c, void *ep, bool send)
 {
 	struct rg_sudog *wake = NULL;
-	struct rg_g *g = rg_getg();
 	bool marked = false; /* in this hold of the lock: another holder may clear it */
 	int r;
 
@@ -309,7 +308,8 @@ static int chan_block(struct rg_chan *c, void *ep, bool send)
 			rg_chan_wake_all(wake);
 			return r;
 		}
-		if (marked && !wake)
+		/* Unbuffered: no fast path claims without the lock, one look decides. */
+		if (!c->cap || (marked && !wake))
 			break;
 		if (!marked) {
 			rg_chan_mark_waiting(c, send, &wake);
@@ -325,6 +325,7 @@ static int chan_block(struct rg_chan *c, void *ep, bool send)
 		}
 	}
 
+	struct rg_g *g = rg_getg();
 	if (!g)
 		rg_fatal(send ? "channel send outside a goroutine" : "channel receive outside a goroutine");
 	struct rg_sudog me = {.g = g, .elem = ep, .c = c};
