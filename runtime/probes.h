@@ -1,7 +1,10 @@
 /* SPDX-License-Identifier: BSD-2-Clause */
 /*
- * USDT probes, provider "ringo". A probe that nobody traces is a single nop;
- * bpftrace, perf and libbpf attach to them by name (see tools/).
+ * USDT probes, provider "ringo". Every probe has a semaphore: one that
+ * nobody traces is a load and a not-taken branch around a nop, and its
+ * arguments are not even computed (they cost 2% of a channel hand-off
+ * before). bpftrace, perf and libbpf attach to them by name (see tools/);
+ * attaching raises the semaphore, in a running process too.
  * Integer arguments only: libbpf 1.1 cannot decode SIB operands, hence "nr".
  * At most 6 arguments: bpftrace 0.17 reads arg0..arg5 only. The codes some
  * of them carry (wait reasons, preemption kinds, statuses) are in
@@ -22,7 +25,7 @@
  *   steal(thief_p, victim_p, n)         n goroutines stolen
  *   io_submit(goid, user_data, opcode)  io_complete(goid, user_data, res)
  *
- * Semaphore-gated (runtime/schedstats.c; each costs nothing until traced):
+ * Snapshots (runtime/schedstats.c, which looks at their semaphores itself):
  * while ringo:sched_stats is traced, sysmon fires every 10 ms, in this order,
  *   sched_p(p, status, runqsize, schedtick, syscalltick, m)   every P
  *   sched_pdetail(p, gfreecnt, timerslen)                     every P (if traced)
@@ -35,11 +38,29 @@
 #ifndef RINGO_PROBES_H
 #define RINGO_PROBES_H
 
+/* Every probe's name, for the semaphores (defined in probes.c, also without probes). */
+/* clang-format off */
+#define RG_PROBES(X)                                                                             \
+	X(g_create) X(g_start) X(g_park) X(g_ready) X(g_yield) X(g_preempt) X(g_exit)             \
+	X(syscall_enter) X(syscall_exit) X(p_handoff) X(m_start) X(m_exit) X(m_park)              \
+	X(m_unpark) X(m_spin) X(steal) X(io_submit) X(io_complete) X(sched_stats) X(sched_p)      \
+	X(sched_pdetail) X(sched_m) X(sched_g) X(sched_detail)
+/* clang-format on */
+#define RG_PROBE_SEMAPHORE_DECL(name) extern volatile unsigned short ringo_##name##_semaphore;
+RG_PROBES(RG_PROBE_SEMAPHORE_DECL)
+
 #if defined(__has_include) && __has_include(<sys/sdt.h>) && !defined(RINGO_NO_PROBES)
 #define STAP_SDT_ARG_CONSTRAINT nr
 #define SDT_USE_VARIADIC 1
+#define _SDT_HAS_SEMAPHORES 1
 #include <sys/sdt.h>
-#define RG_PROBE(name, ...) STAP_PROBEV(ringo, name, ##__VA_ARGS__)
+
+#define RG_PROBE_ENABLED(name) __builtin_expect(ringo_##name##_semaphore != 0, 0)
+#define RG_PROBE(name, ...)                                      \
+	do {                                                     \
+		if (RG_PROBE_ENABLED(name))                      \
+			STAP_PROBEV(ringo, name, ##__VA_ARGS__); \
+	} while (0)
 #else
 #define RG_PROBE(name, ...) ((void)0)
 #endif

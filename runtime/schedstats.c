@@ -20,20 +20,11 @@
 #include <string.h>
 #include <unistd.h>
 
-/* Every probe of this file has a semaphore: the snapshot is only taken when traced. */
-#define _SDT_HAS_SEMAPHORES 1
+/* The snapshot is only taken when its probes are traced (their semaphores, probes.c). */
 #include "probes.h"
 #include "runtime.h"
 #include "schedstats.h"
 #include "../bpf/ringo_events.h"
-
-#define SEMAPHORE __attribute__((section(".probes"), used))
-volatile unsigned short ringo_sched_stats_semaphore SEMAPHORE;
-volatile unsigned short ringo_sched_p_semaphore SEMAPHORE;
-volatile unsigned short ringo_sched_m_semaphore SEMAPHORE;
-volatile unsigned short ringo_sched_g_semaphore SEMAPHORE;
-volatile unsigned short ringo_sched_pdetail_semaphore SEMAPHORE;
-volatile unsigned short ringo_sched_detail_semaphore SEMAPHORE;
 
 int64_t rg_schedtrace_ns = -1;
 static int scheddetail;
