@@ -626,6 +626,33 @@ no_p:
 static void gdestroy(struct rg_m *m, struct rg_g *g);
 
 /*
+ * After a park: the goroutine that the parked one readied last (a channel
+ * partner, in the P's runnext) runs next without a round of findrunnable,
+ * when findrunnable would take it anyway: nothing due before it (timers,
+ * the fairness tick, a stop, a retirement) and neither this M nor that
+ * goroutine locked to a thread. It shares the slice (runnext). NULL:
+ * findrunnable decides.
+ */
+static struct rg_g *park_next(struct rg_m *m, struct rg_p *p)
+{
+	struct rg_sched *s = m->sched;
+	/* Only the owner (us) makes runnext non-NULL: a G we read is queued until our CAS. */
+	struct rg_g *next = atomic_load_explicit(&p->runnext, memory_order_relaxed);
+
+	if (!next || next->lockedm || m->lockedg || m->locked_exit ||
+	    atomic_load_explicit(&p->timer0_when, memory_order_relaxed) ||
+	    atomic_load_explicit(&p->schedtick, memory_order_relaxed) % GLOBAL_FAIRNESS_TICK == 0 ||
+	    p->id >= atomic_load_explicit(&s->gomaxprocs, memory_order_relaxed) ||
+	    atomic_load_explicit(&s->stopping, memory_order_acquire))
+		return NULL;
+	if (!atomic_compare_exchange_strong_explicit(&p->runnext, &next, NULL, memory_order_acquire,
+						     memory_order_relaxed))
+		return NULL; /* stolen */
+	help_check(s, p);
+	return next;
+}
+
+/*
  * g yielded (Go's Gosched): to the global queue's tail. When findrunnable
  * would next take the lock again to get a goroutine from that queue (this
  * P has nothing local, no timer, no fairness tick due, a plain M, no stop
@@ -707,7 +734,7 @@ static struct rg_g *execute(struct rg_m *m, struct rg_g *g, bool inherit, bool *
 								    memory_order_relaxed))
 				return g;
 		}
-		return NULL;
+		return park_next(m, p);
 	}
 	case SWITCH_YIELD:
 		*next_inherit = false;
