@@ -657,17 +657,22 @@ static struct rg_g *park_next(struct rg_m *m, struct rg_p *p)
  * would next take the lock again to get a goroutine from that queue (this
  * P has nothing local, no timer, no fairness tick due, a plain M, no stop
  * or retirement pending), get it in the same hold of the lock and return
- * it; else NULL, and findrunnable decides.
+ * it; else NULL, and findrunnable decides. Only while every other P is
+ * idle: when other Ps yield too, the longer hold makes the lock contended
+ * (GoschedPingPong at two Ps went from 290 to 1,500 ns).
  */
 static struct rg_g *yield_to_global(struct rg_m *m, struct rg_p *p, struct rg_g *g)
 {
 	struct rg_sched *s = m->sched;
 	struct rg_g *next = NULL;
+	bool queued;
+	int32_t procs = atomic_load_explicit(&s->gomaxprocs, memory_order_relaxed);
 	bool fast = !m->lockedg && !atomic_load_explicit(&p->timer0_when, memory_order_relaxed) &&
+		    atomic_load_explicit(&s->npidle, memory_order_relaxed) == procs - 1 &&
 		    (atomic_load_explicit(&p->schedtick, memory_order_relaxed) %
 		     GLOBAL_FAIRNESS_TICK) != 0 &&
-		    p->id < atomic_load_explicit(&s->gomaxprocs, memory_order_relaxed) &&
-		    !atomic_load_explicit(&s->stopping, memory_order_acquire) && rg_runqempty(p);
+		    p->id < procs && !atomic_load_explicit(&s->stopping, memory_order_acquire) &&
+		    rg_runqempty(p);
 
 	atomic_store_explicit(&g->status, G_RUNNABLE, memory_order_relaxed);
 	rg_lock(&s->lock);
@@ -675,13 +680,20 @@ static struct rg_g *yield_to_global(struct rg_m *m, struct rg_p *p, struct rg_g 
 	/* A goroutine locked to another M goes through findrunnable's hand-over. */
 	if (fast && !s->gq[s->gq_head]->lockedm)
 		next = rg_globrunqget_locked(s, p, p->preempted ? 1 : 0);
+	queued = atomic_load_explicit(&s->runqsize, memory_order_relaxed) > 0;
 	rg_unlock(&s->lock);
 	if (next && atomic_load_explicit(&p->help_since, memory_order_relaxed))
 		atomic_store_explicit(&p->help_since, 0, memory_order_relaxed); /* as findrunnable */
-	/* Unlike Go, wake an idle P: behind a goroutine that never yields the
-	 * yielder would otherwise wait for sysmon's preemption (a time slice). */
-	rg_arch_fence_after_rmw(); /* StoreLoad: queued before the idle counts are read */
-	rg_wakep(s, false);
+	/*
+	 * Unlike Go, wake an idle P for what is still queued (the yielder, unless
+	 * it took itself back): behind a goroutine that never yields it would
+	 * otherwise wait for sysmon's preemption (a time slice). Waking one for
+	 * an empty queue costs a futex wake-up per yield for nothing.
+	 */
+	if (queued) {
+		rg_arch_fence_after_rmw(); /* StoreLoad: queued before the idle counts are read */
+		rg_wakep(s, false);
+	}
 	return next;
 }
 
