@@ -636,10 +636,9 @@ static void gdestroy(struct rg_m *m, struct rg_g *g);
 static struct rg_g *park_next(struct rg_m *m, struct rg_p *p)
 {
 	struct rg_sched *s = m->sched;
-	/* Only the owner (us) makes runnext non-NULL: a G we read is queued until our CAS. */
 	struct rg_g *next = atomic_load_explicit(&p->runnext, memory_order_relaxed);
 
-	if (!next || next->lockedm || m->lockedg || m->locked_exit ||
+	if (!next || m->lockedg || m->locked_exit ||
 	    atomic_load_explicit(&p->timer0_when, memory_order_relaxed) ||
 	    atomic_load_explicit(&p->schedtick, memory_order_relaxed) % GLOBAL_FAIRNESS_TICK == 0 ||
 	    p->id >= atomic_load_explicit(&s->gomaxprocs, memory_order_relaxed) ||
@@ -648,6 +647,12 @@ static struct rg_g *park_next(struct rg_m *m, struct rg_p *p)
 	if (!atomic_compare_exchange_strong_explicit(&p->runnext, &next, NULL, memory_order_acquire,
 						     memory_order_relaxed))
 		return NULL; /* stolen */
+	/* Ours only now (a thief may have run and recycled what we read before). */
+	if (next->lockedm) {
+		/* Back, for findrunnable's hand-over to its M (only the owner fills runnext). */
+		atomic_store_explicit(&p->runnext, next, memory_order_release);
+		return NULL;
+	}
 	help_check(s, p);
 	return next;
 }
