@@ -396,13 +396,25 @@ int rg_chan_send(rg_chan *c, const void *elem)
 	return chansend(c, elem, true);
 }
 
-int rg_chan_trysend(rg_chan *c, const void *elem)
+__attribute__((noinline)) static int trysend_slow(struct rg_chan *c, const void *elem)
 {
 	int r = chansend(c, elem, false);
 
 	if (r == -EAGAIN)
 		rg_preempt_poll(); /* a polling loop: a safe point (preempt.h) */
 	return r;
+}
+
+int rg_chan_trysend(rg_chan *c, const void *elem)
+{
+	/* Failing fast only reads, in a leaf (the claiming loops need registers saved). */
+	if (c &&
+	    (c->cap ? ring_send_would_fail(c) :
+		      !atomic_load_explicit(&c->closed, memory_order_relaxed) && rg_chan_full(c))) {
+		rg_preempt_poll();
+		return -EAGAIN;
+	}
+	return trysend_slow(c, elem);
 }
 
 /* ---- receive ---- */
@@ -469,13 +481,25 @@ int rg_chan_recv(rg_chan *c, void *out)
 	return chanrecv(c, out, true);
 }
 
-int rg_chan_tryrecv(rg_chan *c, void *out)
+__attribute__((noinline)) static int tryrecv_slow(struct rg_chan *c, void *out)
 {
 	int r = chanrecv(c, out, false);
 
 	if (r == -EAGAIN)
 		rg_preempt_poll(); /* a polling loop: a safe point (preempt.h) */
 	return r;
+}
+
+int rg_chan_tryrecv(rg_chan *c, void *out)
+{
+	/* As rg_chan_trysend. Unbuffered: closed is read after empty (chanrecv says why). */
+	if (c && (c->cap ? ring_recv_would_fail(c) :
+			   rg_chan_empty(c) &&
+				   !atomic_load_explicit(&c->closed, memory_order_acquire))) {
+		rg_preempt_poll();
+		return -EAGAIN;
+	}
+	return tryrecv_slow(c, out);
 }
 
 /* ---- close ---- */

@@ -165,6 +165,35 @@ static inline enum ring_result ring_recv(struct rg_chan *c, void *ep, bool locke
 	}
 }
 
+/*
+ * Read-only and exact: a receive would fail now (empty, not closed, nobody
+ * waiting), or a send would (full, not closed, nobody waiting). The
+ * non-blocking operations ask these first, in a leaf that only reads (Go's
+ * selectnbrecv/selectnbsend); anything else takes the claiming paths above.
+ * Exact because the second word is read after the first and both only
+ * grow: equal (or a lap apart) at the second read means so at that moment.
+ */
+static inline bool ring_recv_would_fail(struct rg_chan *c)
+{
+	uint64_t head = atomic_load_explicit(chan_recvpos(c), memory_order_relaxed);
+
+	if (head & RG_CHAN_WAITING)
+		return false;
+	uint64_t tail = atomic_load_explicit(&c->sendpos, memory_order_seq_cst);
+	return (tail & RG_CHAN_STAMP) == (head & RG_CHAN_STAMP) && !(tail & RG_CHAN_CLOSED);
+}
+
+static inline bool ring_send_would_fail(struct rg_chan *c)
+{
+	uint64_t tail = atomic_load_explicit(&c->sendpos, memory_order_relaxed);
+
+	if (tail & (RG_CHAN_CLOSED | RG_CHAN_WAITING))
+		return false;
+	uint64_t head = atomic_load_explicit(chan_recvpos(c), memory_order_seq_cst) & RG_CHAN_STAMP;
+	tail &= RG_CHAN_STAMP;
+	return c->elemsize ? head + c->one_lap == tail : tail - head >= c->cap;
+}
+
 /* [c->lock] or read-only answers: claims in flight count as done. */
 static inline bool ring_nonempty(struct rg_chan *c)
 {
