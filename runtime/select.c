@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "chan.h"
+#include "chanring.h"
 #include "fatal.h"
 #include "preempt.h"
 
@@ -181,6 +182,33 @@ int rg_select(rg_case *cases, size_t n, bool has_default)
 		rg_park(NULL, NULL, WAIT_SELECT_NO_CASES, NULL); /* Go's select {} */
 		rg_fatal("goroutine woken from select with no cases");
 	}
+	/*
+	 * Pass 0, without locks: buffered channels' own lock-free claims, in
+	 * poll order, for as long as no case needs the locks to be judged (an
+	 * unbuffered channel, or one with parked goroutines): the first claim
+	 * that succeeds is the first ready case in poll order, which is what
+	 * pass 1 would choose. A case that fails here was not ready at that
+	 * instant; if none succeeds, pass 1 decides under the locks.
+	 */
+	for (size_t k = 0; k < npoll; k++) {
+		uint32_t i = pollorder[k];
+		rg_case *cs = &cases[i];
+		bool recv = cs->dir == RG_CASE_RECV;
+		if (!cs->chan->cap)
+			break;
+		enum ring_result rr = recv ? ring_recv(cs->chan, cs->elem, false) :
+					     ring_send(cs->chan, cs->elem, false);
+		if (rr == RING_OK || rr == RING_CLOSED) {
+			if (rr == RING_CLOSED && recv && cs->elem && cs->chan->elemsize)
+				memset(cs->elem, 0, cs->chan->elemsize); /* Go's zero value */
+			cs->result = rr == RING_OK ? (recv ? 1 : 0) : (recv ? 0 : -EPIPE);
+			ret = (int)i;
+			goto out;
+		}
+		if (rr != RING_EMPTY && rr != RING_FULL)
+			break;
+	}
+
 	memcpy(s.lockorder, pollorder, npoll * sizeof(*pollorder));
 	s.nlock = npoll;
 	sort_lockorder(&s);

@@ -253,8 +253,8 @@ TEST_F_TIMEOUT(sel, self_select, 120)
  * Fairness. rg_select chooses uniformly among the ready cases; every check
  * below is Pearson's chi-square of the choice counts against uniform, with
  * bounds at the 1e-9 quantiles (chan_helpers.h): a correct runtime crosses
- * each with probability 1e-9, and with the 13 bounds checked here the test's
- * false-failure rate is about 1.3e-8 (the chi-square approximation is good:
+ * each with probability 1e-9, and with the 14 bounds checked here the test's
+ * false-failure rate is about 1.4e-8 (the chi-square approximation is good:
  * every cell expects 200 or more picks). The lower bound, used where the
  * statistic has 7 or more degrees of freedom, catches a choice too even to
  * be random (round-robin); the serial test on non-overlapping pairs catches
@@ -406,11 +406,68 @@ out:
 	free(cs);
 }
 
+/*
+ * A ready unbuffered case (a parked sender) beside a ready buffered one.
+ * rg_select first tries buffered channels' lock-free claims in poll order;
+ * it must stop at the unbuffered case, or the buffered one would win every
+ * time it is polled second.
+ */
+static struct {
+	rg_chan *u;
+	struct rg_g *_Atomic g;
+	rg_wg done;
+} mix;
+
+static void mix_sender(void *arg)
+{
+	unsigned char b = 0;
+
+	atomic_store(&mix.g, rt_self());
+	while (rg_chan_send(mix.u, &b) == 0) /* -EPIPE once closed */
+		;
+	rg_wg_done(&mix.done);
+}
+
+static void fair_mixed(void)
+{
+	rg_chan *buf = rg_chan_make(1, 1);
+	uint64_t counts[2] = {0, 0};
+	unsigned char x = 0, b;
+
+	mix.u = rg_chan_make(1, 0);
+	rg_wg_add(&mix.done, 1);
+	if (!buf || !mix.u || rg_go(mix_sender, NULL) != 0 || rg_chan_trysend(buf, &x) != 0) {
+		CHECK(0, "mixed fairness: set-up failed");
+		return;
+	}
+	for (int t = 0; t < FAIR_TRIALS; t++) {
+		if (!rt_await_parked(&mix.g, WAIT_CHAN_SEND)) {
+			CHECK(0, "mixed fairness: the sender did not park again");
+			break;
+		}
+		rg_case cs[2] = {RG_RECV(mix.u, &b), RG_RECV(buf, &b)};
+		int i = rg_select(cs, 2, false);
+		if (i != 0 && i != 1) {
+			CHECK(0, "mixed fairness: rg_select returned %d", i);
+			break;
+		}
+		counts[i]++;
+		if (i == 1)
+			rg_chan_trysend(buf, &x);
+	}
+	rg_chan_close(mix.u);
+	rg_wg_wait(&mix.done);
+	fair_record("a ready unbuffered case beside a ready buffered one", counts, 2, false);
+	rg_chan_free(mix.u);
+	rg_chan_free(buf);
+}
+
 static void fair_main(void *arg)
 {
 	bool r[100];
 
 	gf_main(NULL);
+	fair_mixed();
 	for (int i = 0; i < 100; i++)
 		r[i] = true;
 	fair_run("8 ready receive cases (on-stack bookkeeping)", 8, r, false, false, true, false);
@@ -431,7 +488,7 @@ TEST_F_TIMEOUT(sel, select_fairness, 120)
 	ASSERT_EQ(0, rg_run(fair_main, NULL));
 	RT_EXPECT_NO_ERRS(&errs);
 	EXPECT_EQ(0, gf.bad_value);
-	EXPECT_EQ(8, fair.nres);
+	EXPECT_EQ(9, fair.nres);
 	for (int i = 0; i < fair.nres; i++) {
 		const struct rt_chi2_bound *b = rt_chi2_bound_for(fair.res[i].df);
 
