@@ -357,12 +357,8 @@ static struct rg_g *netpoll_inject(struct rg_m *m, struct rg_g **gs, int n)
  * The owner, between goroutines: has I/O work queued here waited long
  * enough for a helper? An empty queue ends the wait.
  */
-static void help_check(struct rg_sched *s, struct rg_p *p)
+static void help_check_slow(struct rg_sched *s, struct rg_p *p, int64_t since)
 {
-	int64_t since = atomic_load_explicit(&p->help_since, memory_order_relaxed);
-
-	if (!since)
-		return;
 	if (rg_runqempty(p)) {
 		atomic_store_explicit(&p->help_since, 0, memory_order_relaxed);
 		return;
@@ -371,6 +367,15 @@ static void help_check(struct rg_sched *s, struct rg_p *p)
 		return;
 	atomic_store_explicit(&p->help_since, 0, memory_order_relaxed);
 	rg_wakep(s, false);
+}
+
+/* Inline: between goroutines, nothing is usually waiting for help. */
+static inline void help_check(struct rg_sched *s, struct rg_p *p)
+{
+	int64_t since = atomic_load_explicit(&p->help_since, memory_order_relaxed);
+
+	if (since)
+		help_check_slow(s, p, since);
 }
 
 void rg_help_late(struct rg_sched *s, int64_t now)
