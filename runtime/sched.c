@@ -692,13 +692,14 @@ static struct rg_g *yield_to_global(struct rg_m *m, struct rg_p *p, struct rg_g 
 		next = rg_globrunqget_locked(s, p, p->preempted ? 1 : 0);
 	queued = atomic_load_explicit(&s->runqsize, memory_order_relaxed) > 0;
 	rg_unlock(&s->lock);
+	queued = queued || !rg_runqempty(p); /* a batch the get moved here waits too */
 	if (next && atomic_load_explicit(&p->help_since, memory_order_relaxed))
 		atomic_store_explicit(&p->help_since, 0, memory_order_relaxed); /* as findrunnable */
 	/*
-	 * Unlike Go, wake an idle P for what is still queued (the yielder, unless
-	 * it took itself back): behind a goroutine that never yields it would
-	 * otherwise wait for sysmon's preemption (a time slice). Waking one for
-	 * an empty queue costs a futex wake-up per yield for nothing.
+	 * Unlike Go, wake an idle P for what still waits (the yielder, unless it
+	 * took itself back): behind a goroutine that never yields it would
+	 * otherwise wait for sysmon's preemption (a time slice). Waking one when
+	 * nothing waits costs a futex wake-up per yield for nothing.
 	 */
 	if (queued) {
 		rg_arch_fence_after_rmw(); /* StoreLoad: queued before the idle counts are read */
