@@ -43,8 +43,11 @@ static void gq_push(struct rg_sched *s, struct rg_g *const *gs, uint32_t n)
 {
 	gq_reserve(s, n);
 	uint32_t len = (uint32_t)atomic_load_explicit(&s->runqsize, memory_order_relaxed);
-	for (uint32_t i = 0; i < n; i++)
+	int64_t now = atomic_load_explicit(&s->coarse_now, memory_order_relaxed);
+	for (uint32_t i = 0; i < n; i++) {
+		gs[i]->queued_at = now; /* for sysmon's rg_global_late */
 		s->gq[(s->gq_head + len + i) & (s->gq_cap - 1)] = gs[i];
+	}
 	atomic_store_explicit(&s->runqsize, (int32_t)(len + n), memory_order_relaxed);
 }
 

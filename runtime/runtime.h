@@ -107,6 +107,7 @@ struct rg_g {
 	uint8_t wait_reason;
 	const void *wait_obj;
 	int64_t wait_since; /* ns, rg_nanotime() as of the park, within sysmon's tick (coarse_now) */
+	int64_t queued_at;  /* ns, coarse_now when put on the global queue [sched lock] */
 	struct rg_semawait sema;
 
 	/* Channels: the sudog that woke us, and the select race's winner flag. */
@@ -407,6 +408,11 @@ void rg_wakep(struct rg_sched *s, bool fence);
 #define RG_HELP_DELAY_NS 50000LL
 /* Sysmon: wake helpers for Ps whose owner is busy while their I/O work waits. */
 void rg_help_late(struct rg_sched *s, int64_t now);
+/*
+ * sysmon: wake an idle P for the global queue's head if it was queued before
+ * sysmon's previous round (prev), i.e. waited one of sysmon's intervals.
+ */
+void rg_global_late(struct rg_sched *s, int64_t prev);
 
 /* P and M hand-offs (sched.c); pidleget/pidleput/pdead need s->lock. */
 /* p leaves the set; its timers go to P0. True if any did: rg_timer_kick after unlocking. */

@@ -396,6 +396,27 @@ void rg_help_late(struct rg_sched *s, int64_t now)
 	}
 }
 
+/*
+ * A goroutine waits in the global queue while a P idles and nobody looks for
+ * work: a yield wakes nobody (as Go's Gosched), so a yielder queued behind a
+ * goroutine that does not yield is helped here, by sysmon, once the queue's
+ * head has waited a whole sysmon interval (20 us and up): queued_at is
+ * sysmon's clock as of the push, so older than its previous round means so.
+ */
+void rg_global_late(struct rg_sched *s, int64_t prev)
+{
+	if (atomic_load_explicit(&s->runqsize, memory_order_relaxed) == 0 ||
+	    atomic_load_explicit(&s->npidle, memory_order_relaxed) == 0 ||
+	    atomic_load_explicit(&s->nmspinning, memory_order_relaxed) != 0)
+		return;
+	rg_lock(&s->lock);
+	bool late = atomic_load_explicit(&s->runqsize, memory_order_relaxed) > 0 &&
+		    s->gq[s->gq_head]->queued_at < prev;
+	rg_unlock(&s->lock);
+	if (late)
+		rg_wakep(s, true);
+}
+
 /* A non-blocking poll from a running M: the first goroutine to run, or NULL. */
 static struct rg_g *netpoll_nonblock(struct rg_m *m)
 {
@@ -670,12 +691,16 @@ static struct rg_g *park_next(struct rg_m *m, struct rg_p *p)
  * it; else NULL, and findrunnable decides. Only while every other P is
  * idle: when other Ps yield too, the longer hold makes the lock contended
  * (GoschedPingPong at two Ps went from 290 to 1,500 ns).
+ *
+ * As Go's Gosched, a yield wakes no idle P: waking one kept two goroutines
+ * that yield to each other on two Ps, contending for this lock (GoschedPingPong
+ * at two Ps: 250-420 ns, 58-100 without). A yielder that waits behind a
+ * goroutine that does not yield gets its P from sysmon (rg_global_late).
  */
 static struct rg_g *yield_to_global(struct rg_m *m, struct rg_p *p, struct rg_g *g)
 {
 	struct rg_sched *s = m->sched;
 	struct rg_g *next = NULL;
-	bool queued;
 	int32_t procs = atomic_load_explicit(&s->gomaxprocs, memory_order_relaxed);
 	bool fast = !m->lockedg && !atomic_load_explicit(&p->timer0_when, memory_order_relaxed) &&
 		    atomic_load_explicit(&s->npidle, memory_order_relaxed) == procs - 1 &&
@@ -690,21 +715,9 @@ static struct rg_g *yield_to_global(struct rg_m *m, struct rg_p *p, struct rg_g 
 	/* A goroutine locked to another M goes through findrunnable's hand-over. */
 	if (fast && !s->gq[s->gq_head]->lockedm)
 		next = rg_globrunqget_locked(s, p, p->preempted ? 1 : 0);
-	queued = atomic_load_explicit(&s->runqsize, memory_order_relaxed) > 0;
 	rg_unlock(&s->lock);
-	queued = queued || !rg_runqempty(p); /* a batch the get moved here waits too */
 	if (next && atomic_load_explicit(&p->help_since, memory_order_relaxed))
 		atomic_store_explicit(&p->help_since, 0, memory_order_relaxed); /* as findrunnable */
-	/*
-	 * Unlike Go, wake an idle P for what still waits (the yielder, unless it
-	 * took itself back): behind a goroutine that never yields it would
-	 * otherwise wait for sysmon's preemption (a time slice). Waking one when
-	 * nothing waits costs a futex wake-up per yield for nothing.
-	 */
-	if (queued) {
-		rg_arch_fence_after_rmw(); /* StoreLoad: queued before the idle counts are read */
-		rg_wakep(s, false);
-	}
 	return next;
 }
 

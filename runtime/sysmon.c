@@ -553,11 +553,12 @@ static void *sysmon_main(void *arg)
 		atomic_store_explicit(&s->sysmon_sleeping, 0, memory_order_relaxed);
 
 		int64_t now = rg_nanotime();
-		atomic_store_explicit(&s->coarse_now, now, memory_order_relaxed);
+		int64_t prev = atomic_exchange_explicit(&s->coarse_now, now, memory_order_relaxed);
 		int nkr = rg_kblock_scan(s, kr, KBLOCK_MAX_REPORTS);
 		poll_stale(s, now, &last_poll);
 		idle = retake(s, now) ? 0 : idle + 1;
 		rg_help_late(s, now);
+		rg_global_late(s, prev);
 		next_preempt = preempt_long(s, now, chaos != 0, &rnd, kr, nkr);
 		klent = kblock_lend(s, now, kr, nkr, &krecheck);
 	}
