@@ -334,7 +334,7 @@ struct rg_sched {
 	/*
 	 * rg_nanotime() as sysmon last read it, at most a tick (10 ms) old; 0
 	 * until sysmon runs. Parking stamps wait_since with it: a clock read
-	 * there was 5% of a channel hand-off, for a dump that shows minutes.
+	 * there was 4% of a channel hand-off, for a dump that shows minutes.
 	 */
 	_Atomic int64_t coarse_now;
 	int32_t maxmcount; /* thread cap (Go's 10000; RINGO_MAXTHREADS) */
