@@ -652,6 +652,24 @@ no_p:
 static void gdestroy(struct rg_m *m, struct rg_g *g);
 
 /*
+ * May the M skip findrunnable for the goroutine it is about to pick from a
+ * queue findrunnable would take it from too? Only when nothing findrunnable
+ * checks first is due (a stop, this P's retirement, a timer, the fairness
+ * tick) and the M is not locked to a goroutine.
+ */
+static inline bool nothing_due_first(struct rg_m *m, struct rg_p *p)
+{
+	struct rg_sched *s = m->sched;
+
+	return !m->lockedg && !m->locked_exit &&
+	       !atomic_load_explicit(&p->timer0_when, memory_order_relaxed) &&
+	       atomic_load_explicit(&p->schedtick, memory_order_relaxed) % GLOBAL_FAIRNESS_TICK !=
+		       0 &&
+	       p->id < atomic_load_explicit(&s->gomaxprocs, memory_order_relaxed) &&
+	       !atomic_load_explicit(&s->stopping, memory_order_acquire);
+}
+
+/*
  * After a park: the goroutine that the parked one readied last (a channel
  * partner, in the P's runnext) runs next without a round of findrunnable,
  * when findrunnable would take it anyway: nothing due before it (timers,
@@ -664,11 +682,7 @@ static struct rg_g *park_next(struct rg_m *m, struct rg_p *p)
 	struct rg_sched *s = m->sched;
 	struct rg_g *next = atomic_load_explicit(&p->runnext, memory_order_relaxed);
 
-	if (!next || m->lockedg || m->locked_exit ||
-	    atomic_load_explicit(&p->timer0_when, memory_order_relaxed) ||
-	    atomic_load_explicit(&p->schedtick, memory_order_relaxed) % GLOBAL_FAIRNESS_TICK == 0 ||
-	    p->id >= atomic_load_explicit(&s->gomaxprocs, memory_order_relaxed) ||
-	    atomic_load_explicit(&s->stopping, memory_order_acquire))
+	if (!next || !nothing_due_first(m, p))
 		return NULL;
 	if (!atomic_compare_exchange_strong_explicit(&p->runnext, &next, NULL, memory_order_acquire,
 						     memory_order_relaxed))
@@ -701,13 +715,9 @@ static struct rg_g *yield_to_global(struct rg_m *m, struct rg_p *p, struct rg_g 
 {
 	struct rg_sched *s = m->sched;
 	struct rg_g *next = NULL;
-	int32_t procs = atomic_load_explicit(&s->gomaxprocs, memory_order_relaxed);
-	bool fast = !m->lockedg && !atomic_load_explicit(&p->timer0_when, memory_order_relaxed) &&
-		    atomic_load_explicit(&s->npidle, memory_order_relaxed) == procs - 1 &&
-		    (atomic_load_explicit(&p->schedtick, memory_order_relaxed) %
-		     GLOBAL_FAIRNESS_TICK) != 0 &&
-		    p->id < procs && !atomic_load_explicit(&s->stopping, memory_order_acquire) &&
-		    rg_runqempty(p);
+	bool fast = atomic_load_explicit(&s->npidle, memory_order_relaxed) ==
+			    atomic_load_explicit(&s->gomaxprocs, memory_order_relaxed) - 1 &&
+		    rg_runqempty(p) && nothing_due_first(m, p);
 
 	atomic_store_explicit(&g->status, G_RUNNABLE, memory_order_relaxed);
 	rg_lock(&s->lock);
@@ -782,13 +792,12 @@ static struct rg_g *execute(struct rg_m *m, struct rg_g *g, bool inherit, bool *
 	case SWITCH_PREEMPT:
 		/* Go's gopreempt_m: a yield to the global queue (a locked M then waits, below). */
 		atomic_store_explicit(&g->status, G_RUNNABLE, memory_order_relaxed);
-		rg_globrunqput(m->sched, g);
 		p->preempted = true;
 		/* The slice ended here: whoever runs next, a runnext goroutine a
 		 * timer readied meanwhile too, starts a new one. */
 		RG_COUNTER_ADD(p->schedtick, 1);
 		atomic_store_explicit(&p->preempt, 0, memory_order_relaxed);
-		rg_wakep(m->sched, true);
+		rg_globrunqput_wakep(m->sched, g);
 		return NULL;
 	case SWITCH_EXIT:
 		if (g->lockedm) {
