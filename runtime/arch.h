@@ -16,17 +16,24 @@
  * when someone switches back. A goroutine's floating-point control state
  * (rounding mode, exception masks) travels with it: switch_out, from a
  * goroutine to its scheduler, saves it; switch_in, from the scheduler into a
- * goroutine, loads the goroutine's.
+ * goroutine, loads the goroutine's; switch_direct, from one goroutine
+ * straight into another, does both.
+ *
+ * A resumed goroutine's switch returns what its resumer handed over: NULL
+ * after switch_in, switch_direct's from (the goroutine that switched into
+ * it, whose park is still to be completed, rg_park_handoff).
  */
-void rg_arch_switch_out(void **save_sp, void *load_sp);
+void *rg_arch_switch_out(void **save_sp, void *load_sp);
 void rg_arch_switch_in(void **save_sp, void *load_sp);
+void *rg_arch_switch_direct(void **save_sp, void *load_sp, void *from);
 
 /*
  * rg_arch_stack_init - prepare a fresh stack whose top is `top` (16-byte
  * aligned) so that switching to the returned stack pointer calls
- * entry(arg) with a terminated frame chain. entry must never return.
+ * entry(arg, from) with a terminated frame chain, from being what the switch
+ * handed over (above). entry must never return.
  */
-void *rg_arch_stack_init(void *top, void (*entry)(void *), void *arg);
+void *rg_arch_stack_init(void *top, void (*entry)(void *, void *), void *arg);
 
 /* The frame pointer saved in a switched-out context (for backtraces of parked goroutines). */
 uintptr_t rg_arch_saved_fp(void *saved_sp);

@@ -331,7 +331,7 @@ static int chan_block(struct rg_chan *c, void *ep, bool send)
 	struct rg_sudog me = {.g = g, .elem = ep, .c = c};
 	g->param = NULL;
 	rg_waitq_enqueue(send ? &c->sendq : &c->recvq, &me);
-	rg_park(chan_park_commit, c, send ? WAIT_CHAN_SEND : WAIT_CHAN_RECV, c);
+	rg_park_handoff(chan_park_commit, c, send ? WAIT_CHAN_SEND : WAIT_CHAN_RECV, c);
 	if (g->param != &me)
 		rg_fatal(send ? "chansend: spurious wakeup" : "chanrecv: spurious wakeup");
 	g->param = NULL;

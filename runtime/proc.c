@@ -180,6 +180,27 @@ static inline int *thread_errno(void)
 }
 #endif
 
+/*
+ * Complete the park of prev, which switched straight into the goroutine
+ * running now (rg_park_handoff): with nothing on its stack any more it is
+ * waiting, and its commit releases what lets a waker find it, as execute
+ * does on g0 for an ordinary park. Runs first thing after the switch.
+ */
+static void handoff_finish(struct rg_g *prev)
+{
+	struct rg_m *m = prev->m;
+	bool (*commit)(struct rg_g *, void *) = m->park_commit;
+	void *arg = m->park_arg;
+
+	m->park_commit = NULL;
+	m->park_arg = NULL;
+	prev->m = NULL;
+	atomic_store_explicit(&prev->status, G_WAITING, memory_order_release);
+	if (!commit(prev, arg))
+		rg_fatal("goroutine %llu: a hand-off park's commit failed",
+			 (unsigned long long)prev->goid);
+}
+
 /* Hand the running goroutine to g0 with m->op set; returns when it runs again. */
 static inline void gswitch_to_g0(struct rg_m *m, struct rg_g *g)
 {
@@ -187,9 +208,11 @@ static inline void gswitch_to_g0(struct rg_m *m, struct rg_g *g)
 	rg_asan_start_switch(m->op == SWITCH_EXIT ? NULL : (void **)&g->asan_fake_stack,
 			     m->g0_stack_lo, m->g0_stack_size);
 	rg_tsan_switch_to(m->tsan_g0_fiber);
-	rg_arch_switch_out(&g->sp, m->g0_sp);
+	struct rg_g *from = rg_arch_switch_out(&g->sp, m->g0_sp);
 	/* Resumed, perhaps on another M: m is stale from here on. */
 	rg_asan_finish_switch((void *)g->asan_fake_stack);
+	if (from)
+		handoff_finish(from);
 	*thread_errno() = g->saved_errno;
 }
 
@@ -207,11 +230,13 @@ __attribute__((noreturn)) static void goexit(struct rg_g *g)
 	rg_fatal("dead goroutine %llu resumed", (unsigned long long)g->goid);
 }
 
-static void gstart(void *arg)
+static void gstart(void *arg, void *from)
 {
 	struct rg_g *g = arg;
 
 	rg_asan_finish_switch(NULL);
+	if (from)
+		handoff_finish(from);
 	errno = 0;
 	g->fn(g->arg);
 	goexit(g);
@@ -270,10 +295,9 @@ int rg_go(void (*fn)(void *), void *arg)
 
 /* ---- park and ready ---- */
 
-void rg_park(bool (*commit)(struct rg_g *g, void *arg), void *arg, enum rg_wait_reason reason,
-	     const void *obj)
+/* The running goroutine, about to park: what the goroutine dump shows of its wait. */
+static inline struct rg_g *park_prepare(struct rg_m *m, enum rg_wait_reason reason, const void *obj)
 {
-	struct rg_m *m = rg_getm();
 	struct rg_g *g = m ? m->curg : NULL;
 
 	if (!g)
@@ -282,11 +306,73 @@ void rg_park(bool (*commit)(struct rg_g *g, void *arg), void *arg, enum rg_wait_
 	g->wait_obj = obj;
 	int64_t now = atomic_load_explicit(&m->sched->coarse_now, memory_order_relaxed);
 	g->wait_since = now ? now : rg_nanotime(); /* 0: no sysmon (yet) */
+	RG_PROBE(g_park, g->goid, (int)reason, (uintptr_t)obj);
+	return g;
+}
+
+static void park_to_g0(struct rg_m *m, struct rg_g *g, bool (*commit)(struct rg_g *g, void *arg),
+		       void *arg)
+{
 	m->op = SWITCH_PARK;
 	m->park_commit = commit;
 	m->park_arg = arg;
-	RG_PROBE(g_park, g->goid, (int)reason, (uintptr_t)obj);
 	gswitch_to_g0(m, g);
+	g->wait_reason = WAIT_NONE;
+	g->wait_obj = NULL;
+}
+
+void rg_park(bool (*commit)(struct rg_g *g, void *arg), void *arg, enum rg_wait_reason reason,
+	     const void *obj)
+{
+	struct rg_m *m = rg_getm();
+
+	park_to_g0(m, park_prepare(m, reason, obj), commit, arg);
+}
+
+/*
+ * Go parks through g0 (mcall), and so did ringo: two switches, and a round
+ * of the scheduling loop, per channel hand-off. When the partner that the
+ * parking goroutine just readied is in runnext and execute would run it
+ * next anyway (rg_park_heir: nothing due first, the slice not over, no
+ * locked thread), g switches straight into it and the partner's first act
+ * is g's commit (handoff_finish): g's stack is free by then, so a waker
+ * that finds g can run it anywhere. What execute does around a switch is
+ * done here, for both goroutines.
+ */
+void rg_park_handoff(bool (*commit)(struct rg_g *g, void *arg), void *arg,
+		     enum rg_wait_reason reason, const void *obj)
+{
+	struct rg_m *m = rg_getm();
+	struct rg_g *g = park_prepare(m, reason, obj);
+	struct rg_p *p = m->p;
+	struct rg_g *next = rg_park_heir(m, p);
+
+	if (!next) {
+		park_to_g0(m, g, commit, arg);
+		return;
+	}
+	if (!rg_stack_canary_ok(&g->stack))
+		rg_fatal("goroutine %llu stack overflow", (unsigned long long)g->goid);
+	m->park_commit = commit;
+	m->park_arg = arg;
+	m->curg = next;
+	next->m = m;
+	atomic_store_explicit(&next->status, G_RUNNING, memory_order_relaxed);
+	RG_COUNTER_ADD(p->runs, 1);
+	RG_COUNTER_ADD(p->handoffs, 1);
+	p->preempted = false;
+	RG_PROBE(g_start, next->goid, p->id, m->id);
+
+	g->saved_errno = *thread_errno();
+	rg_asan_start_switch((void **)&g->asan_fake_stack, (void *)next->stack.limit,
+			     next->stack.hi - next->stack.limit);
+	rg_tsan_switch_to(next->tsan_fiber);
+	struct rg_g *from = rg_arch_switch_direct(&g->sp, next->sp, g);
+	/* Resumed, perhaps on another M. */
+	rg_asan_finish_switch((void *)g->asan_fake_stack);
+	if (from)
+		handoff_finish(from);
+	*thread_errno() = g->saved_errno;
 	g->wait_reason = WAIT_NONE;
 	g->wait_obj = NULL;
 }
@@ -300,7 +386,7 @@ static bool unlock_commit(struct rg_g *g, void *lock)
 
 void rg_park_unlock(struct rg_lock *l, enum rg_wait_reason reason, const void *obj)
 {
-	rg_park(unlock_commit, l, reason, obj);
+	rg_park_handoff(unlock_commit, l, reason, obj);
 }
 
 void rg_ready(struct rg_g *g)
@@ -463,6 +549,7 @@ int rg_p_stats(int id, struct rg_pstats *out)
 	out->stolen = atomic_load_explicit(&p->stolen, memory_order_relaxed);
 	out->global_get = atomic_load_explicit(&p->global_get, memory_order_relaxed);
 	out->runq_len = rg_runqlen(p);
+	out->handoffs = atomic_load_explicit(&p->handoffs, memory_order_relaxed);
 	return 0;
 }
 

@@ -180,6 +180,7 @@ struct rg_p {
 	_Atomic uint64_t steals;
 	_Atomic uint64_t stolen;
 	_Atomic uint64_t global_get;
+	_Atomic uint64_t handoffs;
 
 	/*
 	 * Preemption (Go's p.preempt): sysmon sets preempt when the slice
@@ -234,6 +235,8 @@ struct rg_m {
 	enum rg_switch_op op;
 	bool (*park_commit)(struct rg_g *g, void *arg);
 	void *park_arg;
+	/* Parked by switching straight into curg: its commit is still to run. */
+	struct rg_g *handoff_from;
 
 	/* g0's stack, for sanitizers and the overflow check. */
 	void *g0_stack_lo;
@@ -375,6 +378,21 @@ uint32_t rg_fastrandn(uint32_t n);
  */
 void rg_park(bool (*commit)(struct rg_g *g, void *arg), void *arg, enum rg_wait_reason reason,
 	     const void *obj);
+
+/*
+ * rg_park_handoff - rg_park for a commit that cannot fail. When the P's
+ * runnext goroutine would run next anyway (a channel partner just readied),
+ * the goroutine switches straight into it, without the round trip through
+ * g0, and commit runs first thing on the partner's stack.
+ */
+void rg_park_handoff(bool (*commit)(struct rg_g *g, void *arg), void *arg,
+		     enum rg_wait_reason reason, const void *obj);
+
+/*
+ * rg_park_heir - the runnext goroutine that a park on m may switch to
+ * directly, taken from the P (NULL: let findrunnable decide). sched.c.
+ */
+struct rg_g *rg_park_heir(struct rg_m *m, struct rg_p *p);
 
 /* rg_park_unlock - park and release l after the switch (Go's goparkunlock). */
 void rg_park_unlock(struct rg_lock *l, enum rg_wait_reason reason, const void *obj);

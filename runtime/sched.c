@@ -697,6 +697,14 @@ static struct rg_g *park_next(struct rg_m *m, struct rg_p *p)
 	return next;
 }
 
+struct rg_g *rg_park_heir(struct rg_m *m, struct rg_p *p)
+{
+	/* The slice a runnext chain shares is over: rg_schedule_loop queues the heir. */
+	if (atomic_load_explicit(&p->preempt, memory_order_relaxed))
+		return NULL;
+	return park_next(m, p);
+}
+
 /*
  * g yielded (Go's Gosched): to the global queue's tail. When findrunnable
  * would next take the lock again to get a goroutine from that queue (this
@@ -756,6 +764,8 @@ static struct rg_g *execute(struct rg_m *m, struct rg_g *g, bool inherit, bool *
 	rg_tsan_switch_to(g->tsan_fiber);
 	rg_arch_switch_in(&m->g0_sp, g->sp);
 	rg_asan_finish_switch(g0_fake);
+	/* Not necessarily g: it may have handed the M on (rg_park_handoff). */
+	g = m->curg;
 
 	atomic_store_explicit(&m->in_g, false, memory_order_relaxed);
 	m->curg = NULL;

@@ -280,7 +280,7 @@ int rg_select(rg_case *cases, size_t n, bool has_default)
 		sg->is_select = true;
 		rg_waitq_enqueue(cases[i].dir == RG_CASE_SEND ? &sg->c->sendq : &sg->c->recvq, sg);
 	}
-	rg_park(selpark_commit, &s, WAIT_SELECT, NULL);
+	rg_park_handoff(selpark_commit, &s, WAIT_SELECT, NULL);
 
 	/* Pass 3: find the winner, take our other sudogs off their queues. */
 	sellock(&s);

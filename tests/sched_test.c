@@ -497,4 +497,111 @@ TEST(errno_kept_across_switches)
 	TH_LOG("%ld P changes seen", atomic_load(&en.migrations));
 }
 
+/* ------------------------------------------------------------------------ */
+
+/*
+ * A channel ping-pong on one P: each goroutine parks by switching straight
+ * into its partner (rg_park_handoff), which must carry everything a switch
+ * through g0 carries: errno, the SSE and x87 rounding modes (callee-saved
+ * control state), and the partner's park completed before it runs on.
+ */
+#define HANDOFF_ITER (RT_TSAN ? 2000 : 20000)
+
+static struct {
+	rg_chan *ping, *pong;
+	atomic_long wrong_errno, wrong_mxcsr, wrong_fcw, wrong_value;
+	struct rg_pstats st;
+	int rc;
+	rg_wg wg;
+} ho;
+
+static uint32_t get_mxcsr(void)
+{
+	uint32_t v;
+
+	__asm__ volatile("stmxcsr %0" : "=m"(v));
+	return v;
+}
+
+static void set_mxcsr(uint32_t v)
+{
+	__asm__ volatile("ldmxcsr %0" : : "m"(v));
+}
+
+static uint16_t get_fcw(void)
+{
+	uint16_t v;
+
+	__asm__ volatile("fnstcw %0" : "=m"(v));
+	return v;
+}
+
+static void set_fcw(uint16_t v)
+{
+	__asm__ volatile("fldcw %0" : : "m"(v));
+}
+
+static void handoff_player(void *arg)
+{
+	int me = (int)(uintptr_t)arg;
+	rg_chan *in = me ? ho.pong : ho.ping, *out = me ? ho.ping : ho.pong;
+	/* Rounding: toward +inf for one player, toward -inf for the other (RC bits). */
+	uint32_t mxcsr = (get_mxcsr() & ~0x6000u) | (me ? 0x4000u : 0x2000u);
+	uint16_t fcw = (uint16_t)((get_fcw() & ~0x0c00u) | (me ? 0x0800u : 0x0400u));
+	int want_errno = 7000 + me;
+
+	set_mxcsr(mxcsr);
+	set_fcw(fcw);
+	for (long i = 0; i < HANDOFF_ITER; i++) {
+		long v = i;
+		errno = want_errno;
+		if (me == 0 && rg_chan_send(out, &v) != 0)
+			atomic_fetch_add(&ho.wrong_value, 1);
+		if (rg_chan_recv(in, &v) != 1 || v != i)
+			atomic_fetch_add(&ho.wrong_value, 1);
+		if (me == 1 && rg_chan_send(out, &v) != 0)
+			atomic_fetch_add(&ho.wrong_value, 1);
+		if (errno != want_errno)
+			atomic_fetch_add(&ho.wrong_errno, 1);
+		if (get_mxcsr() != mxcsr)
+			atomic_fetch_add(&ho.wrong_mxcsr, 1);
+		if (get_fcw() != fcw)
+			atomic_fetch_add(&ho.wrong_fcw, 1);
+	}
+	set_mxcsr(0x1f80);
+	set_fcw(0x037f);
+	rg_wg_done(&ho.wg);
+}
+
+static void handoff_main(void *arg)
+{
+	(void)arg;
+	ho.ping = rg_chan_make(sizeof(long), 0);
+	ho.pong = rg_chan_make(sizeof(long), 0);
+	rg_wg_add(&ho.wg, 2);
+	rg_go(handoff_player, (void *)0);
+	rg_go(handoff_player, (void *)1);
+	rg_wg_wait(&ho.wg);
+	ho.rc = rg_p_stats(0, &ho.st);
+	rg_chan_free(ho.ping);
+	rg_chan_free(ho.pong);
+}
+
+TEST(channel_handoff_switches_directly_and_keeps_state)
+{
+	rg_maxprocs(1);
+	ASSERT_EQ(0, rg_run(handoff_main, NULL));
+	ASSERT_EQ(0, ho.rc);
+	EXPECT_EQ(0, atomic_load(&ho.wrong_value));
+	EXPECT_EQ(0, atomic_load(&ho.wrong_errno));
+	EXPECT_EQ(0, atomic_load(&ho.wrong_mxcsr));
+	EXPECT_EQ(0, atomic_load(&ho.wrong_fcw));
+	/* Two parks per round trip; all but those near a slice's end or a fairness
+	 * tick (1 in 61 goroutine starts through the scheduler) switch directly. */
+	EXPECT_GE(ho.st.handoffs, (uint64_t)HANDOFF_ITER * 2 * 9 / 10);
+	EXPECT_LE(ho.st.handoffs, ho.st.runs);
+	TH_LOG("%llu of %llu goroutine starts were direct hand-offs",
+	       (unsigned long long)ho.st.handoffs, (unsigned long long)ho.st.runs);
+}
+
 TEST_HARNESS_MAIN

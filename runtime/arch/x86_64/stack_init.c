@@ -19,7 +19,7 @@ enum {
 #define MXCSR_DEFAULT 0x1f80u	/* all exceptions masked, round to nearest */
 #define X87_CW_DEFAULT 0x037fu	/* extended precision, all exceptions masked */
 
-void *rg_arch_stack_init(void *top, void (*entry)(void *), void *arg)
+void *rg_arch_stack_init(void *top, void (*entry)(void *, void *), void *arg)
 {
 	/* After the switch pops SLOT_COUNT words, rsp == top: 16-byte aligned
 	 * before rg_arch_gstart's call, as the ABI wants. */

@@ -66,7 +66,11 @@
 	.cfi_endproc
 .endm
 
-/* void rg_arch_switch_out(void **save_sp, void *load_sp): goroutine -> scheduler */
+/*
+ * void *rg_arch_switch_out(void **save_sp, void *load_sp): goroutine -> scheduler.
+ * Returns, once the goroutine is resumed, what its resumer left in rax: NULL
+ * from switch_in, the goroutine it came from from switch_direct.
+ */
 	.globl	rg_arch_switch_out
 	.hidden	rg_arch_switch_out
 	.type	rg_arch_switch_out, @function
@@ -91,12 +95,33 @@ rg_arch_switch_in:
 	movq	%rsi, %rsp
 	ldmxcsr	(%rsp)
 	fldcw	4(%rsp)
+	xorl	%eax, %eax		/* the goroutine's switch returns NULL: nothing handed over */
 	SWITCH_POP
 	.size	rg_arch_switch_in, .-rg_arch_switch_in
 
 /*
+ * void *rg_arch_switch_direct(void **save_sp, void *load_sp, void *from):
+ * goroutine -> goroutine. The resumed goroutine's switch returns from.
+ */
+	.globl	rg_arch_switch_direct
+	.hidden	rg_arch_switch_direct
+	.type	rg_arch_switch_direct, @function
+	.p2align 4
+rg_arch_switch_direct:
+	SWITCH_PUSH
+	stmxcsr	(%rsp)
+	fnstcw	4(%rsp)
+	movq	%rsp, (%rdi)
+	movq	%rsi, %rsp
+	ldmxcsr	(%rsp)
+	fldcw	4(%rsp)
+	movq	%rdx, %rax
+	SWITCH_POP
+	.size	rg_arch_switch_direct, .-rg_arch_switch_direct
+
+/*
  * First code a new goroutine runs: rg_arch_stack_init left entry in rbx and
- * its argument in r12. The return address is marked undefined so unwinders
+ * its argument in r12; the switch into it left its from in rax. The return address is marked undefined so unwinders
  * (gdb, perf, libgcc) stop here instead of walking into garbage.
  */
 	.globl	rg_arch_gstart
@@ -108,6 +133,7 @@ rg_arch_gstart:
 	.cfi_undefined %rip
 	xorl	%ebp, %ebp
 	movq	%r12, %rdi
+	movq	%rax, %rsi
 	callq	*%rbx
 	ud2
 	.cfi_endproc
