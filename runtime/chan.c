@@ -287,10 +287,85 @@ __attribute__((noreturn)) static void park_forever(enum rg_wait_reason reason)
 	rg_fatal("goroutine woken from a nil-channel wait");
 }
 
+/* Queue the running goroutine on c (whose lock is held) and park until a partner or close serves it. */
+static int chan_wait(struct rg_chan *c, void *ep, bool send)
+{
+	struct rg_g *g = rg_getg();
+	if (!g)
+		rg_fatal(send ? "channel send outside a goroutine" : "channel receive outside a goroutine");
+	struct rg_sudog me = {.g = g, .elem = ep, .c = c};
+	g->param = NULL;
+	rg_waitq_enqueue(send ? &c->sendq : &c->recvq, &me);
+	rg_park_handoff(chan_park_commit, c, send ? WAIT_CHAN_SEND : WAIT_CHAN_RECV, c);
+	if (g->param != &me)
+		rg_fatal(send ? "chansend: spurious wakeup" : "chanrecv: spurious wakeup");
+	g->param = NULL;
+	if (send)
+		return me.success ? 0 : -EPIPE;
+	return me.success ? 1 : 0;
+}
+
+/* Hand a parked partner its value's fate and ready it, after c's lock is released. */
+static inline void chan_serve(struct rg_chan *c, struct rg_sudog *sg)
+{
+	struct rg_g *g = sg->g;
+
+	sg->success = true;
+	rg_spin_unlock(&c->lock);
+	g->param = sg;
+	rg_ready(g);
+}
+
 /*
- * The blocking slow path of both directions: under the lock, try; mark the
- * direction as waited on and try again (an operation that raced with the mark
- * is visible now, and one after it will serve us); then queue and park.
+ * Blocking operations on an unbuffered channel: one look under the lock
+ * decides (nothing claims without it), so they skip chan_block's marks,
+ * loop and wake list: a partner is served, or we wait.
+ */
+static int chan_sync_send(struct rg_chan *c, const void *ep)
+{
+	struct rg_sudog *sg;
+
+	rg_spin_lock(&c->lock);
+	if (atomic_load_explicit(&c->closed, memory_order_relaxed)) {
+		rg_spin_unlock(&c->lock);
+		return -EPIPE;
+	}
+	if ((sg = rg_waitq_dequeue(&c->recvq)) != NULL) {
+		/* The only place one goroutine writes another's stack: the receiver's destination. */
+		if (sg->elem)
+			rg_elem_copy(sg->elem, ep, c->elemsize);
+		chan_serve(c, sg);
+		return 0;
+	}
+	return chan_wait(c, (void *)ep, true);
+}
+
+static int chan_sync_recv(struct rg_chan *c, void *ep)
+{
+	struct rg_sudog *sg;
+
+	rg_spin_lock(&c->lock);
+	if (atomic_load_explicit(&c->closed, memory_order_relaxed)) {
+		/* Close failed every parked sender: closed and drained. */
+		rg_spin_unlock(&c->lock);
+		if (ep && c->elemsize)
+			memset(ep, 0, c->elemsize);
+		return 0;
+	}
+	if ((sg = rg_waitq_dequeue(&c->sendq)) != NULL) {
+		if (ep)
+			rg_elem_copy(ep, sg->elem, c->elemsize);
+		chan_serve(c, sg);
+		return 1;
+	}
+	return chan_wait(c, ep, false);
+}
+
+/*
+ * The blocking slow path of a buffered channel's both directions: under the
+ * lock, try; mark the direction as waited on and try again (an operation
+ * that raced with the mark is visible now, and one after it will serve us);
+ * then queue and park.
  */
 static int chan_block(struct rg_chan *c, void *ep, bool send)
 {
@@ -302,14 +377,12 @@ static int chan_block(struct rg_chan *c, void *ep, bool send)
 	for (;;) {
 		r = send ? rg_chan_send_locked(c, ep, &wake) : rg_chan_recv_locked(c, ep, &wake);
 		if (r != -EAGAIN) {
-			if (c->cap)
-				rg_chan_sync_marks(c);
+			rg_chan_sync_marks(c);
 			rg_spin_unlock(&c->lock);
 			rg_chan_wake_all(wake);
 			return r;
 		}
-		/* Unbuffered: no fast path claims without the lock, one look decides. */
-		if (!c->cap || (marked && !wake))
+		if (marked && !wake)
 			break;
 		if (!marked) {
 			rg_chan_mark_waiting(c, send, &wake);
@@ -324,20 +397,7 @@ static int chan_block(struct rg_chan *c, void *ep, bool send)
 			rg_spin_lock(&c->lock);
 		}
 	}
-
-	struct rg_g *g = rg_getg();
-	if (!g)
-		rg_fatal(send ? "channel send outside a goroutine" : "channel receive outside a goroutine");
-	struct rg_sudog me = {.g = g, .elem = ep, .c = c};
-	g->param = NULL;
-	rg_waitq_enqueue(send ? &c->sendq : &c->recvq, &me);
-	rg_park_handoff(chan_park_commit, c, send ? WAIT_CHAN_SEND : WAIT_CHAN_RECV, c);
-	if (g->param != &me)
-		rg_fatal(send ? "chansend: spurious wakeup" : "chanrecv: spurious wakeup");
-	g->param = NULL;
-	if (send)
-		return me.success ? 0 : -EPIPE;
-	return me.success ? 1 : 0;
+	return chan_wait(c, ep, send);
 }
 
 /* ---- send ---- */
@@ -380,7 +440,7 @@ static int chansend(struct rg_chan *c, const void *ep, bool block)
 	}
 
 	if (block)
-		return chan_block(c, (void *)ep, true);
+		return c->cap ? chan_block(c, (void *)ep, true) : chan_sync_send(c, ep);
 	struct rg_sudog *wake = NULL;
 	rg_spin_lock(&c->lock);
 	int r = rg_chan_send_locked(c, ep, &wake);
@@ -465,7 +525,7 @@ static int chanrecv(struct rg_chan *c, void *ep, bool block)
 	}
 
 	if (block)
-		return chan_block(c, ep, false);
+		return c->cap ? chan_block(c, ep, false) : chan_sync_recv(c, ep);
 	struct rg_sudog *wake = NULL;
 	rg_spin_lock(&c->lock);
 	int r = rg_chan_recv_locked(c, ep, &wake);
