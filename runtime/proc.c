@@ -36,13 +36,11 @@ uint32_t rg_fastrand(void)
 {
 	struct rg_m *m = rg_getm();
 	static _Atomic uint64_t shared_seed = 0x2545f4914f6cdd1dull;
-	uint64_t s;
 
 	if (m)
-		s = m->rand += 0xa0761d6478bd642full;
-	else
-		s = atomic_fetch_add_explicit(&shared_seed, 0xa0761d6478bd642full,
-					      memory_order_relaxed);
+		return rg_fastrand_m(m);
+	uint64_t s = atomic_fetch_add_explicit(&shared_seed, 0xa0761d6478bd642full,
+					       memory_order_relaxed);
 	/* wyrand: one multiply, good enough for victim choice and stack offsets. */
 	__uint128_t t = (__uint128_t)s * (s ^ 0xe7037ed1a0b428dbull);
 	return (uint32_t)((t >> 64) ^ t);

@@ -368,6 +368,21 @@ int64_t rg_nanotime(void);
 uint32_t rg_fastrand(void);
 uint32_t rg_fastrandn(uint32_t n);
 
+/* rg_fastrand from m's own state (wyrand), for a caller that holds its M already. */
+static inline uint32_t rg_fastrand_m(struct rg_m *m)
+{
+	uint64_t s = m->rand += 0xa0761d6478bd642full;
+	__uint128_t t = (__uint128_t)s * (s ^ 0xe7037ed1a0b428dbull);
+
+	return (uint32_t)((t >> 64) ^ t);
+}
+
+/* rg_fastrandn for the caller's M (NULL: the shared state); Lemire's multiply-shift. */
+static inline uint32_t rg_fastrandn_m(struct rg_m *m, uint32_t n)
+{
+	return m ? (uint32_t)(((uint64_t)rg_fastrand_m(m) * n) >> 32) : rg_fastrandn(n);
+}
+
 /* ---- proc.c: goroutines ---- */
 
 /*

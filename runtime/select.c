@@ -165,11 +165,12 @@ int rg_select(rg_case *cases, size_t n, bool has_default)
 		}
 	}
 
-	/* Random poll order over the non-nil cases (inside-out Fisher-Yates). */
+	/* Random poll order over the non-nil cases (inside-out Fisher-Yates; the first draws nothing). */
+	struct rg_m *m = rg_getm();
 	for (size_t i = 0; i < n; i++) {
 		if (!cases[i].chan)
 			continue;
-		uint32_t j = rg_fastrandn((uint32_t)npoll + 1);
+		uint32_t j = npoll ? rg_fastrandn_m(m, (uint32_t)npoll + 1) : 0;
 		pollorder[npoll] = pollorder[j];
 		pollorder[j] = (uint32_t)i;
 		npoll++;
