@@ -179,20 +179,25 @@ static inline int *thread_errno(void)
 #endif
 
 /*
- * Complete the park of prev, which switched straight into the goroutine
- * running now (rg_park_handoff): with nothing on its stack any more it is
- * waiting, and its commit releases what lets a waker find it, as execute
- * does on g0 for an ordinary park. Runs first thing after the switch.
+ * Complete what prev asked for when it switched straight into the goroutine
+ * running now (rg_park_handoff, goexit), as execute does on g0 after an
+ * ordinary switch: with nothing on its stack any more, a parked goroutine
+ * is waiting and its commit releases what lets a waker find it; a dead one
+ * goes to the free list. Runs first thing after the switch.
  */
 static void handoff_finish(struct rg_g *prev)
 {
 	struct rg_m *m = prev->m;
+
+	prev->m = NULL;
+	if (m->op == SWITCH_EXIT) {
+		rg_gdestroy(m, prev);
+		return;
+	}
 	bool (*commit)(struct rg_g *, void *) = m->park_commit;
 	void *arg = m->park_arg;
-
 	m->park_commit = NULL;
 	m->park_arg = NULL;
-	prev->m = NULL;
 	atomic_store_explicit(&prev->status, G_WAITING, memory_order_release);
 	if (!commit(prev, arg))
 		rg_fatal("goroutine %llu: a hand-off park's commit failed",
@@ -214,6 +219,41 @@ static inline void gswitch_to_g0(struct rg_m *m, struct rg_g *g)
 	*thread_errno() = g->saved_errno;
 }
 
+/*
+ * Go parks through g0 (mcall), and so did ringo: two switches, and a round
+ * of the scheduling loop, per channel hand-off. When the goroutine that g
+ * just readied (or, exiting, created) is in runnext and execute would run
+ * it next anyway (rg_park_heir: nothing due first, the slice not over, no
+ * locked thread), g switches straight into it, with m->op saying what the
+ * other side must finish for g (handoff_finish). What execute does around
+ * a switch is done here for next. Returns when g runs again.
+ */
+static void gswitch_direct(struct rg_m *m, struct rg_p *p, struct rg_g *g, struct rg_g *next)
+{
+	bool dying = m->op == SWITCH_EXIT;
+
+	if (!rg_stack_canary_ok(&g->stack))
+		rg_fatal("goroutine %llu stack overflow", (unsigned long long)g->goid);
+	m->curg = next;
+	next->m = m;
+	atomic_store_explicit(&next->status, G_RUNNING, memory_order_relaxed);
+	RG_COUNTER_ADD(p->runs, 1);
+	RG_COUNTER_ADD(p->handoffs, 1);
+	p->preempted = false;
+	RG_PROBE(g_start, next->goid, p->id, m->id);
+
+	g->saved_errno = *thread_errno();
+	rg_asan_start_switch(dying ? NULL : (void **)&g->asan_fake_stack, (void *)next->stack.limit,
+			     next->stack.hi - next->stack.limit);
+	rg_tsan_switch_to(next->tsan_fiber);
+	struct rg_g *from = rg_arch_switch_direct(&g->sp, next->sp, g);
+	/* Resumed, perhaps on another M. */
+	rg_asan_finish_switch((void *)g->asan_fake_stack);
+	if (from)
+		handoff_finish(from);
+	*thread_errno() = g->saved_errno;
+}
+
 void rg_gswitch(struct rg_m *m, struct rg_g *g)
 {
 	gswitch_to_g0(m, g);
@@ -222,9 +262,14 @@ void rg_gswitch(struct rg_m *m, struct rg_g *g)
 __attribute__((noreturn)) static void goexit(struct rg_g *g)
 {
 	struct rg_m *m = rg_getm();
+	struct rg_g *next;
 
 	m->op = SWITCH_EXIT;
-	gswitch_to_g0(m, g);
+	/* main's exit and a locked goroutine's are g0's business (rg_main_exited, the M's exit). */
+	if (g->goid != 1 && !g->lockedm && (next = rg_park_heir(m, m->p)) != NULL)
+		gswitch_direct(m, m->p, g, next);
+	else
+		gswitch_to_g0(m, g);
 	rg_fatal("dead goroutine %llu resumed", (unsigned long long)g->goid);
 }
 
@@ -235,7 +280,7 @@ static void gstart(void *arg, void *from)
 	rg_asan_finish_switch(NULL);
 	if (from)
 		handoff_finish(from);
-	errno = 0;
+	*thread_errno() = 0;
 	g->fn(g->arg);
 	goexit(g);
 }
@@ -327,16 +372,7 @@ void rg_park(bool (*commit)(struct rg_g *g, void *arg), void *arg, enum rg_wait_
 	park_to_g0(m, park_prepare(m, reason, obj), commit, arg);
 }
 
-/*
- * Go parks through g0 (mcall), and so did ringo: two switches, and a round
- * of the scheduling loop, per channel hand-off. When the partner that the
- * parking goroutine just readied is in runnext and execute would run it
- * next anyway (rg_park_heir: nothing due first, the slice not over, no
- * locked thread), g switches straight into it and the partner's first act
- * is g's commit (handoff_finish): g's stack is free by then, so a waker
- * that finds g can run it anywhere. What execute does around a switch is
- * done here, for both goroutines.
- */
+/* rg_park, switching straight into the partner the goroutine just readied when it can (gswitch_direct). */
 void rg_park_handoff(bool (*commit)(struct rg_g *g, void *arg), void *arg,
 		     enum rg_wait_reason reason, const void *obj)
 {
@@ -349,28 +385,10 @@ void rg_park_handoff(bool (*commit)(struct rg_g *g, void *arg), void *arg,
 		park_to_g0(m, g, commit, arg);
 		return;
 	}
-	if (!rg_stack_canary_ok(&g->stack))
-		rg_fatal("goroutine %llu stack overflow", (unsigned long long)g->goid);
+	m->op = SWITCH_PARK;
 	m->park_commit = commit;
 	m->park_arg = arg;
-	m->curg = next;
-	next->m = m;
-	atomic_store_explicit(&next->status, G_RUNNING, memory_order_relaxed);
-	RG_COUNTER_ADD(p->runs, 1);
-	RG_COUNTER_ADD(p->handoffs, 1);
-	p->preempted = false;
-	RG_PROBE(g_start, next->goid, p->id, m->id);
-
-	g->saved_errno = *thread_errno();
-	rg_asan_start_switch((void **)&g->asan_fake_stack, (void *)next->stack.limit,
-			     next->stack.hi - next->stack.limit);
-	rg_tsan_switch_to(next->tsan_fiber);
-	struct rg_g *from = rg_arch_switch_direct(&g->sp, next->sp, g);
-	/* Resumed, perhaps on another M. */
-	rg_asan_finish_switch((void *)g->asan_fake_stack);
-	if (from)
-		handoff_finish(from);
-	*thread_errno() = g->saved_errno;
+	gswitch_direct(m, p, g, next);
 	g->wait_reason = WAIT_NONE;
 	g->wait_obj = NULL;
 }

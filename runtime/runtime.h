@@ -403,6 +403,9 @@ void rg_park(bool (*commit)(struct rg_g *g, void *arg), void *arg, enum rg_wait_
 void rg_park_handoff(bool (*commit)(struct rg_g *g, void *arg), void *arg,
 		     enum rg_wait_reason reason, const void *obj);
 
+/* rg_gdestroy - a goroutine that exited on m goes to m's P's free list (sched.c). */
+void rg_gdestroy(struct rg_m *m, struct rg_g *g);
+
 /*
  * rg_park_heir - the runnext goroutine that a park on m may switch to
  * directly, taken from the P (NULL: let findrunnable decide). sched.c.

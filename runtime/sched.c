@@ -649,13 +649,16 @@ no_p:
 
 /* ---- executing goroutines ---- */
 
-static void gdestroy(struct rg_m *m, struct rg_g *g);
-
 /*
  * May the M skip findrunnable for the goroutine it is about to pick from a
  * queue findrunnable would take it from too? Only when nothing findrunnable
  * checks first is due (a stop, this P's retirement, a timer, the fairness
- * tick) and the M is not locked to a goroutine.
+ * tick with something for it to take) and the M is not locked to a goroutine.
+ *
+ * The fairness tick counts only when there is something it would take: a
+ * runnext chain does not move schedtick, so one that started on a multiple
+ * of 61 would otherwise never skip findrunnable (ChanSync ran 47 or 54 ns,
+ * by the luck of where its chain began).
  */
 static inline bool nothing_due_first(struct rg_m *m, struct rg_p *p)
 {
@@ -663,8 +666,10 @@ static inline bool nothing_due_first(struct rg_m *m, struct rg_p *p)
 
 	return !m->lockedg && !m->locked_exit &&
 	       !atomic_load_explicit(&p->timer0_when, memory_order_relaxed) &&
-	       atomic_load_explicit(&p->schedtick, memory_order_relaxed) % GLOBAL_FAIRNESS_TICK !=
-		       0 &&
+	       (atomic_load_explicit(&p->schedtick, memory_order_relaxed) % GLOBAL_FAIRNESS_TICK !=
+			0 ||
+		(atomic_load_explicit(&s->runqsize, memory_order_relaxed) == 0 &&
+		 !netpoll_waiters(s))) &&
 	       p->id < atomic_load_explicit(&s->gomaxprocs, memory_order_relaxed) &&
 	       !atomic_load_explicit(&s->stopping, memory_order_acquire);
 }
@@ -818,7 +823,7 @@ static struct rg_g *execute(struct rg_m *m, struct rg_g *g, bool inherit, bool *
 			m->lockedg = NULL;
 			m->locked_exit = true;
 		}
-		gdestroy(m, g);
+		rg_gdestroy(m, g);
 		return NULL;
 	case SWITCH_SYSCALL_EXIT: {
 		struct rg_sched *s = m->sched;
@@ -840,8 +845,7 @@ static struct rg_g *execute(struct rg_m *m, struct rg_g *g, bool inherit, bool *
 		 (unsigned long long)g->goid);
 }
 
-
-static void gdestroy(struct rg_m *m, struct rg_g *g)
+void rg_gdestroy(struct rg_m *m, struct rg_g *g)
 {
 	struct rg_sched *s = m->sched;
 	bool is_main = g->goid == 1;

@@ -604,4 +604,59 @@ TEST(channel_handoff_switches_directly_and_keeps_state)
 	       (unsigned long long)ho.st.handoffs, (unsigned long long)ho.st.runs);
 }
 
+/*
+ * A goroutine that exits right after creating its successor (which waits in
+ * runnext) switches straight into it: its stack and G are freed on the
+ * successor's side. Each link starts with errno 0 although its creator
+ * left errno set, and the chain ends with every link run once.
+ */
+#define EXIT_CHAIN (RT_TSAN ? 2000 : 20000)
+
+static struct {
+	long ran, bad_errno;
+	struct rg_pstats st;
+	int rc;
+	rg_chan *done;
+} ec;
+
+static void exit_link(void *arg)
+{
+	uintptr_t left = (uintptr_t)arg;
+
+	if (errno != 0)
+		ec.bad_errno++;
+	ec.ran++; /* one P: the links run one after the other */
+	if (left == 0) {
+		const bool t = true;
+		rg_chan_send(ec.done, &t);
+		return;
+	}
+	rg_go(exit_link, (void *)(left - 1));
+	errno = 4321;
+}
+
+static void exit_main(void *arg)
+{
+	bool v;
+
+	(void)arg;
+	ec.done = rg_chan_make(sizeof(bool), 0);
+	rg_go(exit_link, (void *)(uintptr_t)(EXIT_CHAIN - 1));
+	rg_chan_recv(ec.done, &v);
+	ec.rc = rg_p_stats(0, &ec.st);
+	rg_chan_free(ec.done);
+}
+
+TEST(exiting_goroutine_switches_into_its_successor)
+{
+	rg_maxprocs(1);
+	ASSERT_EQ(0, rg_run(exit_main, NULL));
+	ASSERT_EQ(0, ec.rc);
+	EXPECT_EQ(EXIT_CHAIN, ec.ran);
+	EXPECT_EQ(0, ec.bad_errno);
+	EXPECT_GE(ec.st.handoffs, (uint64_t)EXIT_CHAIN * 9 / 10);
+	TH_LOG("%llu of %llu goroutine starts were direct hand-offs",
+	       (unsigned long long)ec.st.handoffs, (unsigned long long)ec.st.runs);
+}
+
 TEST_HARNESS_MAIN
