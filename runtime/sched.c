@@ -657,8 +657,7 @@ no_p:
  *
  * The fairness tick counts only when there is something it would take: a
  * runnext chain does not move schedtick, so one that started on a multiple
- * of 61 would otherwise never skip findrunnable (ChanSync ran 47 or 54 ns,
- * by the luck of where its chain began).
+ * of 61 would otherwise never skip findrunnable.
  */
 static inline bool nothing_due_first(struct rg_m *m, struct rg_p *p)
 {
