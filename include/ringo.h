@@ -116,7 +116,7 @@ struct rg_pstats {
 	uint64_t stolen;     /* goroutines this P took by stealing */
 	uint64_t global_get; /* goroutines this P took from the global queue */
 	uint32_t runq_len;   /* goroutines in the local ring now (runnext excluded) */
-	uint64_t handoffs; /* of runs: a parking goroutine switched straight into the runnext one */
+	uint64_t handoffs;   /* of runs: entered straight from a parking or exiting goroutine */
 };
 
 /*

@@ -373,8 +373,10 @@ static bool map_runtime(void)
 	const uintptr_t *b = __start___patchable_function_entries;
 	const uintptr_t *e = __stop___patchable_function_entries;
 	const uintptr_t asm_fns[] = {
-		(uintptr_t)rg_arch_switch_out,	       (uintptr_t)rg_arch_switch_in,
-		(uintptr_t)rg_arch_switch_direct,      (uintptr_t)rg_arch_gstart,
+		(uintptr_t)rg_arch_switch_out,
+		(uintptr_t)rg_arch_switch_in,
+		(uintptr_t)rg_arch_switch_direct,
+		(uintptr_t)rg_arch_gstart,
 		(uintptr_t)rg_arch_preempt_trampoline,
 	};
 	size_t n = 0,

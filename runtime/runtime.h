@@ -235,8 +235,6 @@ struct rg_m {
 	enum rg_switch_op op;
 	bool (*park_commit)(struct rg_g *g, void *arg);
 	void *park_arg;
-	/* Parked by switching straight into curg: its commit is still to run. */
-	struct rg_g *handoff_from;
 
 	/* g0's stack, for sanitizers and the overflow check. */
 	void *g0_stack_lo;
@@ -407,8 +405,8 @@ void rg_park_handoff(bool (*commit)(struct rg_g *g, void *arg), void *arg,
 void rg_gdestroy(struct rg_m *m, struct rg_g *g);
 
 /*
- * rg_park_heir - the runnext goroutine that a park on m may switch to
- * directly, taken from the P (NULL: let findrunnable decide). sched.c.
+ * rg_park_heir - the runnext goroutine that a park or an exit on m may
+ * switch to directly, taken from the P (NULL: let findrunnable decide). sched.c.
  */
 struct rg_g *rg_park_heir(struct rg_m *m, struct rg_p *p);
 

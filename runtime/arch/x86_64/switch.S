@@ -121,8 +121,9 @@ rg_arch_switch_direct:
 
 /*
  * First code a new goroutine runs: rg_arch_stack_init left entry in rbx and
- * its argument in r12; the switch into it left its from in rax. The return address is marked undefined so unwinders
- * (gdb, perf, libgcc) stop here instead of walking into garbage.
+ * its argument in r12, and the switch into it left its from in rax. The
+ * return address is marked undefined so unwinders (gdb, perf, libgcc) stop
+ * here instead of walking into garbage.
  */
 	.globl	rg_arch_gstart
 	.hidden	rg_arch_gstart
