@@ -194,12 +194,7 @@ static void handoff_finish(struct rg_g *prev)
 		rg_gdestroy(m, prev);
 		return;
 	}
-	bool (*commit)(struct rg_g *, void *) = m->park_commit;
-	void *arg = m->park_arg;
-	m->park_commit = NULL;
-	m->park_arg = NULL;
-	atomic_store_explicit(&prev->status, G_WAITING, memory_order_release);
-	if (!commit(prev, arg))
+	if (!rg_park_commit(m, prev))
 		rg_fatal("goroutine %llu: a hand-off park's commit failed",
 			 (unsigned long long)prev->goid);
 }

@@ -410,6 +410,23 @@ void rg_gdestroy(struct rg_m *m, struct rg_g *g);
  */
 struct rg_g *rg_park_heir(struct rg_m *m, struct rg_p *p);
 
+/*
+ * rg_park_commit - complete the park m's last goroutine g asked for, once
+ * nothing runs on g's stack (execute on g0, or the goroutine g handed the M
+ * to): g is waiting from now on, then its commit runs (a waker may ready g
+ * as soon as that unlocks). Returns the commit's answer; true without one.
+ */
+static inline bool rg_park_commit(struct rg_m *m, struct rg_g *g)
+{
+	bool (*commit)(struct rg_g *, void *) = m->park_commit;
+	void *arg = m->park_arg;
+
+	m->park_commit = NULL;
+	m->park_arg = NULL;
+	atomic_store_explicit(&g->status, G_WAITING, memory_order_release);
+	return !commit || commit(g, arg);
+}
+
 /* rg_park_unlock - park and release l after the switch (Go's goparkunlock). */
 void rg_park_unlock(struct rg_lock *l, enum rg_wait_reason reason, const void *obj);
 

@@ -779,14 +779,8 @@ static struct rg_g *execute(struct rg_m *m, struct rg_g *g, bool inherit, bool *
 
 	switch (m->op) {
 	case SWITCH_PARK: {
-		/* Waiting from now on: a waker may ready g as soon as commit unlocks. */
 		*next_inherit = true;
-		bool (*commit)(struct rg_g *, void *) = m->park_commit;
-		void *arg = m->park_arg;
-		m->park_commit = NULL;
-		m->park_arg = NULL;
-		atomic_store_explicit(&g->status, G_WAITING, memory_order_release);
-		if (commit && !commit(g, arg)) {
+		if (!rg_park_commit(m, g)) {
 			/* Changed its mind: resume it at once on this P. */
 			uint32_t st = G_WAITING;
 			if (atomic_compare_exchange_strong_explicit(&g->status, &st, G_RUNNABLE,
