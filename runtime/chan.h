@@ -53,28 +53,42 @@ struct rg_chanslot {
 	unsigned char elem[];
 };
 
+/*
+ * The header is malloc'd (16-byte aligned) or embedded, so what keeps two
+ * words off one cache line is distance: 64 bytes apart, they never share one.
+ */
+#define RG_CHAN_GAP 64
+
 struct rg_chan {
 	/*
-	 * Senders' and receivers' words on different cache lines (64 bytes
-	 * apart), except for chan struct{}: each of its claims reads the other
-	 * count, so there both share sendpos's line, one line to move between
-	 * CPUs instead of two (chan_recvpos).
+	 * Written once at make and then only read, by every operation. A gap
+	 * away from every word that changes: a claim on another CPU must not
+	 * evict what this CPU reads next to it.
 	 */
-	_Atomic uint64_t sendpos;      /* buffered: next stamp to send | CLOSED | WAITING */
-	_Atomic uint64_t recvpos_near; /* chan struct{}: its recvpos */
-	unsigned char pad_send[48];
-	_Atomic uint64_t recvpos_far; /* buffered: next stamp to receive | WAITING */
-	struct rg_spinlock lock;
-	_Atomic uint32_t closed;
-	size_t cap;	 /* immutable */
-	size_t elemsize; /* immutable */
-	size_t slotsize; /* immutable: stamp + element, 8-byte aligned */
+	size_t cap;	  /* immutable */
+	size_t elemsize;  /* immutable */
+	size_t slotsize;  /* immutable: stamp + element, 8-byte aligned */
 	uint64_t one_lap; /* immutable: the smallest power of two above cap */
-	struct rg_waitq recvq, sendq;
 	unsigned char *buf;
 	/* A channel owned by something else (rg_after's timer): rg_chan_free calls release first. */
 	void *owner;
 	void (*release)(struct rg_chan *c);
+	unsigned char gap_ro[RG_CHAN_GAP];
+	/*
+	 * Senders' and receivers' words a gap apart, except for chan struct{}:
+	 * each of its claims reads the other count, so there both share
+	 * sendpos's line, one line to move between CPUs instead of two
+	 * (chan_recvpos).
+	 */
+	_Atomic uint64_t sendpos;      /* buffered: next stamp to send | CLOSED | WAITING */
+	_Atomic uint64_t recvpos_near; /* chan struct{}: its recvpos */
+	unsigned char gap_send[RG_CHAN_GAP];
+	_Atomic uint64_t recvpos_far; /* buffered: next stamp to receive | WAITING */
+	unsigned char gap_recv[RG_CHAN_GAP];
+	/* The slow path's words, together: an unbuffered operation reads them all. */
+	struct rg_spinlock lock;
+	_Atomic uint32_t closed;
+	struct rg_waitq recvq, sendq;
 };
 
 /* The receivers' word: next stamp to receive (chan struct{}: count) | WAITING. */
