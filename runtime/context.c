@@ -238,7 +238,7 @@ static void done_release(struct rg_chan *c)
 /* A new cancel context under parent, inheriting its deadline, not yet registered. */
 static struct cctx *cctx_new(rg_ctx *parent)
 {
-	struct cctx *c = calloc(1, sizeof(*c));
+	struct cctx *c = rg_zalloc(sizeof(*c));
 
 	if (!c) {
 		errno = ENOMEM;
@@ -366,7 +366,7 @@ rg_ctx *rg_ctx_with_value(rg_ctx *parent, const void *key, void *value)
 		errno = EINVAL;
 		return NULL;
 	}
-	rg_ctx *c = calloc(1, sizeof(*c));
+	rg_ctx *c = rg_zalloc(sizeof(*c));
 	if (!c) {
 		errno = ENOMEM;
 		return NULL;

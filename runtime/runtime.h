@@ -13,6 +13,8 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
 #include <sys/types.h>
 
 #include "lock.h"
@@ -361,6 +363,26 @@ int64_t rg_nanotime(void);
 #define RG_COUNTER_ADD(ctr, n)                                                                   \
 	atomic_store_explicit(&(ctr), atomic_load_explicit(&(ctr), memory_order_relaxed) + (n),  \
 			      memory_order_relaxed)
+
+/*
+ * Hide where p came from, so that gcc does not fold a malloc and the memset
+ * zeroing it into calloc: glibc 2.36's calloc bypasses the per-thread cache
+ * (tcache), and a make and free of a chan struct{} took 50 ns through it
+ * against 28 through the cache.
+ */
+#define RG_HIDE_ALLOC(p) __asm__("" : "+r"(p))
+
+/* calloc(1, n) through malloc's per-thread cache. */
+static inline void *rg_zalloc(size_t n)
+{
+	void *p = malloc(n);
+
+	if (p) {
+		RG_HIDE_ALLOC(p);
+		memset(p, 0, n);
+	}
+	return p;
+}
 
 /* Per-M fast random numbers (wyrand). */
 uint32_t rg_fastrand(void);

@@ -101,7 +101,7 @@ static struct rg_sched *timer_sched(void)
 rg_timer *rg_timer_new(int64_t ns)
 {
 	struct rg_sched *s = timer_sched();
-	struct rg_timer *t = calloc(1, sizeof(*t));
+	struct rg_timer *t = rg_zalloc(sizeof(*t));
 
 	if (!t || !timer_init(t, rg_nanotime() + (ns > 0 ? ns : 0), 0)) {
 		free(t);
@@ -147,7 +147,7 @@ rg_ticker *rg_ticker_new(int64_t period_ns)
 		return NULL;
 	}
 	struct rg_sched *s = timer_sched();
-	struct rg_ticker *t = calloc(1, sizeof(*t));
+	struct rg_ticker *t = rg_zalloc(sizeof(*t));
 	if (!t || !timer_init(&t->t, rg_nanotime() + period_ns, period_ns)) {
 		free(t);
 		errno = ENOMEM;
