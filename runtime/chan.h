@@ -59,6 +59,7 @@ struct rg_chanslot {
  */
 #define RG_CHAN_GAP 64
 
+/* rg_chan_make sets each field, not the gaps: a new field needs its line there. */
 struct rg_chan {
 	/*
 	 * Written once at make and then only read, by every operation. A gap
