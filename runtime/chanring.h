@@ -49,31 +49,6 @@ static inline void ring_backoff(unsigned *spins)
 }
 
 /*
- * A claim's CAS lost to another CPU's: that CPU now owns the line and is
- * about to make its next claim. Retrying at once takes the line back from
- * it, and two CPUs trading every claim's line make each claim a cache miss;
- * backing off lets the winner make a run of claims from its own cache. The
- * first wait, 64 pauses (1.2 µs on this VM's EPYC, where a pause is 19 ns),
- * is about the window Go's lock2 spins before it retries (4 x 30); measured
- * on ChanContended, ChanProdCons and SelectAsyncContended at GOMAXPROCS 2,
- * 8 and 16 pauses left those 1.5-3x slower, and more than 512 bought
- * little (docs/design.md §9).
- */
-#define RING_CAS_BACKOFF_MIN 6 /* log2 of the first wait's pauses */
-#define RING_CAS_BACKOFF_MAX 9
-
-static inline void ring_backoff_cas(unsigned *fails)
-{
-	unsigned shift = RING_CAS_BACKOFF_MIN + *fails;
-
-	if (shift > RING_CAS_BACKOFF_MAX)
-		shift = RING_CAS_BACKOFF_MAX;
-	for (unsigned i = 0; i < (1u << shift); i++)
-		rg_arch_relax();
-	(*fails)++;
-}
-
-/*
  * chan struct{} (elements of size 0) has no slots, only the two counts, so
  * its capacity costs no memory, as in Go. A claim is a CAS that checks the
  * other count first; there is no copy, so no claim is ever half done.
@@ -95,7 +70,7 @@ static inline enum ring_result count_send(struct rg_chan *c, bool locked)
 		if (atomic_compare_exchange_weak_explicit(&c->sendpos, &tail, tail + 1,
 							  memory_order_seq_cst, memory_order_relaxed))
 			return RING_OK;
-		ring_backoff_cas(&fails);
+		rg_backoff(&fails);
 	}
 }
 
@@ -113,7 +88,7 @@ static inline enum ring_result count_recv(struct rg_chan *c, bool locked)
 		if (atomic_compare_exchange_weak_explicit(chan_recvpos(c), &head, head + 1,
 							  memory_order_seq_cst, memory_order_relaxed))
 			return RING_OK;
-		ring_backoff_cas(&fails);
+		rg_backoff(&fails);
 	}
 }
 
@@ -142,7 +117,7 @@ static inline enum ring_result ring_send(struct rg_chan *c, const void *ep, bool
 				atomic_store_explicit(&sl->stamp, t + 1, memory_order_release);
 				return RING_OK;
 			}
-			ring_backoff_cas(&fails);
+			rg_backoff(&fails);
 			continue; /* tail reloaded by the failed CAS */
 		}
 		if (stamp + c->one_lap == t + 1) {
@@ -181,7 +156,7 @@ static inline enum ring_result ring_recv(struct rg_chan *c, void *ep, bool locke
 				atomic_store_explicit(&sl->stamp, h + c->one_lap, memory_order_release);
 				return RING_OK;
 			}
-			ring_backoff_cas(&fails);
+			rg_backoff(&fails);
 			continue;
 		}
 		if (stamp == h) {

@@ -46,18 +46,26 @@ void rg_osyield(void)
 	errno = saved;
 }
 
+void rg_backoff_wait(unsigned pauses)
+{
+	for (unsigned i = 0; i < pauses; i++)
+		rg_arch_relax();
+}
+
+/* About 57 µs of back-off (3,008 PAUSEs) before a waiter starts yielding the CPU. */
+#define SPIN_ROUNDS 8
+
 void rg_spin_lock_slow(struct rg_spinlock *l)
 {
-	for (unsigned spins = 0;; spins++) {
-		/* Test before test-and-set: spin on a shared line, not on writes. */
+	unsigned round = 0;
+
+	for (;;) {
+		/* Test before test-and-set: wait on a shared line, not on writes. */
 		while (atomic_load_explicit(&l->v, memory_order_relaxed)) {
-			if (spins < 64) {
-				for (unsigned i = 0; i < (1u << (spins < 6 ? spins : 6)); i++)
-					rg_arch_relax();
-				spins++;
-			} else {
+			if (round < SPIN_ROUNDS)
+				rg_backoff(&round);
+			else
 				rg_osyield(); /* the holder may have lost its CPU */
-			}
 		}
 		uint32_t zero = 0;
 		if (atomic_compare_exchange_weak_explicit(&l->v, &zero, 1, memory_order_acquire,
