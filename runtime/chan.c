@@ -108,8 +108,10 @@ rg_chan *rg_chan_make(size_t elem_size, size_t cap)
 	atomic_init(&c->recvpos_far, 0);
 	c->lock = (struct rg_spinlock){0};
 	atomic_init(&c->closed, 0);
-	c->recvq = (struct rg_waitq){0};
-	c->sendq = (struct rg_waitq){0};
+	atomic_init(&c->recvq.first, NULL);
+	c->recvq.last = NULL;
+	atomic_init(&c->sendq.first, NULL);
+	c->sendq.last = NULL;
 	if (cap && elem_size) {
 		uint64_t lap = 1;
 		while (lap <= cap)
