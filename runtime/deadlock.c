@@ -5,9 +5,10 @@
  * can never make progress again. Go prints "all goroutines are asleep -
  * deadlock!" and exits 2; so does ringo.
  *
- * What can still wake a parked goroutine without any M running: a timer, an
- * I/O completion, a goroutine returning from a blocking system call (all
- * counted in pending_wakeups by the subsystems that own them), or a thread
+ * What can still wake a parked goroutine without any M running: a timer (on
+ * some P's heap), an I/O completion or a goroutine returning from a blocking
+ * system call (counted in pending_wakeups by the subsystems that own them),
+ * or a thread
  * that is not a goroutine touching a ringo object (rg_chan_trysend from a
  * plain pthread, say). The last one the runtime cannot see: such programs set
  * RINGO_DEADLOCK=0.
@@ -25,6 +26,11 @@ void rg_checkdead(struct rg_sched *s)
 		return;
 	if (atomic_load_explicit(&s->pending_wakeups, memory_order_acquire) > 0)
 		return;
+	int32_t nallp = atomic_load_explicit(&s->nallp, memory_order_acquire);
+	for (int32_t i = 0; i < nallp; i++)
+		if (s->allp[i] &&
+		    atomic_load_explicit(&s->allp[i]->timer0_when, memory_order_acquire))
+			return;
 	if (atomic_load_explicit(&s->runqsize, memory_order_relaxed) > 0)
 		return;
 	int32_t n = atomic_load_explicit(&s->gomaxprocs, memory_order_relaxed);

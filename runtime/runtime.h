@@ -30,6 +30,7 @@ struct rg_p;
 struct rg_sched;
 struct rg_sudog;
 struct rg_rtimer;
+struct rg_tentry;
 struct rg_poller;
 
 /* Goroutine states (Go's _G* values, the ones ringo uses). */
@@ -167,7 +168,7 @@ struct rg_p {
 
 	/* Timers started on this P [timers_lock]; timer0_when is read without it (0: none). */
 	struct rg_spinlock timers_lock;
-	struct rg_rtimer **timers;
+	struct rg_tentry *timers; /* a 4-ary heap by entry key (timer.c) */
 	int32_t ntimers, captimers;
 	_Atomic int64_t timer0_when;
 

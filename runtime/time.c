@@ -124,11 +124,7 @@ bool rg_timer_stop(rg_timer *t)
 
 bool rg_timer_reset(rg_timer *t, int64_t ns)
 {
-	bool active = rg_rtimer_del(&t->rt);
-
-	t->rt.when = rg_nanotime() + (ns > 0 ? ns : 0);
-	rg_rtimer_add(timer_sched(), &t->rt);
-	return active;
+	return rg_rtimer_reset(timer_sched(), &t->rt, rg_nanotime() + (ns > 0 ? ns : 0), 0);
 }
 
 void rg_timer_free(rg_timer *t)
@@ -171,10 +167,7 @@ int rg_ticker_reset(rg_ticker *t, int64_t period_ns)
 {
 	if (period_ns <= 0)
 		return -EINVAL;
-	rg_rtimer_del(&t->t.rt);
-	t->t.rt.period = period_ns;
-	t->t.rt.when = rg_nanotime() + period_ns;
-	rg_rtimer_add(timer_sched(), &t->t.rt);
+	rg_rtimer_reset(timer_sched(), &t->t.rt, rg_nanotime() + period_ns, period_ns);
 	return 0;
 }
 

@@ -14,46 +14,60 @@
 #include "fatal.h"
 #include "lock.h"
 
-static void heap_swap(struct rg_rtimer **h, int32_t i, int32_t j)
+/*
+ * A 4-ary min-heap of (when, timer) entries, as Go's: the key sits in the
+ * entry, so a sift compares without touching the timers (scattered over the
+ * heap of the process; the timer benchmarks keep 32,768 on each P), and four
+ * children per node halve the depth. An entry's key may be earlier than its
+ * timer's when: a timer reset to later keeps its place until it surfaces
+ * (rg_rtimer_reset). Needs p->timers_lock.
+ */
+static inline void heap_set(struct rg_p *p, int32_t i, struct rg_tentry e)
 {
-	struct rg_rtimer *t = h[i];
-
-	h[i] = h[j];
-	h[j] = t;
-	h[i]->idx = i;
-	h[j]->idx = j;
+	p->timers[i] = e;
+	e.t->idx = i;
 }
 
-static void sift_up(struct rg_rtimer **h, int32_t i)
+static void sift_up(struct rg_p *p, int32_t i)
 {
+	struct rg_tentry e = p->timers[i];
+
 	while (i > 0) {
-		int32_t parent = (i - 1) / 2;
-		if (h[parent]->when <= h[i]->when)
+		int32_t parent = (i - 1) / 4;
+		if (p->timers[parent].when <= e.when)
 			break;
-		heap_swap(h, i, parent);
+		heap_set(p, i, p->timers[parent]);
 		i = parent;
 	}
+	heap_set(p, i, e);
 }
 
-static void sift_down(struct rg_rtimer **h, int32_t n, int32_t i)
+static void sift_down(struct rg_p *p, int32_t i)
 {
+	struct rg_tentry e = p->timers[i];
+	int32_t n = p->ntimers;
+
 	for (;;) {
-		int32_t l = 2 * i + 1, r = l + 1, m = i;
-		if (l < n && h[l]->when < h[m]->when)
-			m = l;
-		if (r < n && h[r]->when < h[m]->when)
-			m = r;
-		if (m == i)
-			return;
-		heap_swap(h, i, m);
+		int32_t c = 4 * i + 1, m = -1;
+		int64_t w = e.when;
+		for (int32_t k = c; k < c + 4 && k < n; k++) {
+			if (p->timers[k].when < w) {
+				w = p->timers[k].when;
+				m = k;
+			}
+		}
+		if (m < 0)
+			break;
+		heap_set(p, i, p->timers[m]);
 		i = m;
 	}
+	heap_set(p, i, e);
 }
 
 /* Needs p->timers_lock. */
 static void publish_timer0(struct rg_p *p)
 {
-	atomic_store_explicit(&p->timer0_when, p->ntimers ? p->timers[0]->when : 0,
+	atomic_store_explicit(&p->timer0_when, p->ntimers ? p->timers[0].when : 0,
 			      memory_order_release);
 }
 
@@ -63,9 +77,9 @@ static void heap_remove(struct rg_p *p, struct rg_rtimer *t)
 	int32_t i = t->idx, last = --p->ntimers;
 
 	if (i != last) {
-		heap_swap(p->timers, i, last);
-		sift_down(p->timers, p->ntimers, i);
-		sift_up(p->timers, i);
+		heap_set(p, i, p->timers[last]);
+		sift_down(p, i);
+		sift_up(p, i);
 	}
 	atomic_store_explicit(&t->p, NULL, memory_order_relaxed);
 	publish_timer0(p);
@@ -76,17 +90,34 @@ static void heap_push(struct rg_p *p, struct rg_rtimer *t)
 {
 	if (p->ntimers == p->captimers) {
 		int32_t cap = p->captimers ? p->captimers * 2 : 64;
-		struct rg_rtimer **h = realloc(p->timers, (size_t)cap * sizeof(*h));
+		struct rg_tentry *h = realloc(p->timers, (size_t)cap * sizeof(*h));
 		if (!h)
 			rg_fatal("out of memory growing P%d's timer heap", p->id);
 		p->timers = h;
 		p->captimers = cap;
 	}
-	t->idx = p->ntimers;
-	p->timers[p->ntimers++] = t;
+	p->timers[p->ntimers] = (struct rg_tentry){t->when, t};
 	atomic_store_explicit(&t->p, p, memory_order_relaxed);
-	sift_up(p->timers, t->idx);
+	sift_up(p, p->ntimers++);
 	publish_timer0(p);
+}
+
+/*
+ * After a timer on p became due at when: an idle M sleeping past it must
+ * recompute its deadline; with no sleeper, make sure some M is awake to look
+ * (Go's wakeNetPoller). The fence pairs with the sleeper's between its CAS
+ * on timer_sleeping and its rescan: either it sees the timer, or we see it
+ * sleeping.
+ */
+static void timer_notify(struct rg_sched *s, struct rg_p *p, struct rg_m *m, int64_t when)
+{
+	atomic_thread_fence(memory_order_seq_cst);
+	if (atomic_load_explicit(&s->timer_sleeping, memory_order_seq_cst)) {
+		if (when < atomic_load_explicit(&s->timer_sleep_until, memory_order_relaxed))
+			rg_timer_kick(s);
+	} else if (p != (m ? m->p : NULL)) {
+		rg_wakep(s, true);
+	}
 }
 
 void rg_rtimer_add(struct rg_sched *s, struct rg_rtimer *t)
@@ -98,18 +129,41 @@ void rg_rtimer_add(struct rg_sched *s, struct rg_rtimer *t)
 	rg_spin_lock(&p->timers_lock);
 	heap_push(p, t);
 	rg_spin_unlock(&p->timers_lock);
-	/* seq_cst pairs with the sleeper's CAS on timer_sleeping and its rescan:
-	 * either it sees this timer, or we see it sleeping. */
-	atomic_fetch_add_explicit(&s->pending_wakeups, 1, memory_order_seq_cst);
+	timer_notify(s, p, m, t->when);
+}
 
-	/* An idle M sleeping past this timer must recompute its deadline; with
-	 * no sleeper, make sure some M is awake to look (Go's wakeNetPoller). */
-	if (atomic_load_explicit(&s->timer_sleeping, memory_order_seq_cst)) {
-		if (t->when < atomic_load_explicit(&s->timer_sleep_until, memory_order_relaxed))
-			rg_timer_kick(s);
-	} else if (p != (m ? m->p : NULL)) {
-		rg_wakep(s, true);
+bool rg_rtimer_reset(struct rg_sched *s, struct rg_rtimer *t, int64_t when, int64_t period)
+{
+	for (;;) {
+		struct rg_p *p = atomic_load_explicit(&t->p, memory_order_acquire);
+		if (!p)
+			break;
+		rg_spin_lock(&p->timers_lock);
+		if (atomic_load_explicit(&t->p, memory_order_relaxed) != p) {
+			rg_spin_unlock(&p->timers_lock);
+			continue; /* fired or moved meanwhile */
+		}
+		t->when = when;
+		t->period = period;
+		bool earlier = when < p->timers[t->idx].when;
+		if (earlier) {
+			p->timers[t->idx].when = when;
+			sift_up(p, t->idx);
+			publish_timer0(p);
+		}
+		/* Later: the entry keeps its key, and rg_check_timers moves it when
+		 * it surfaces (Go's timerModifiedLater): no sift for a deadline
+		 * pushed back, the common reset. */
+		rg_spin_unlock(&p->timers_lock);
+		if (earlier)
+			timer_notify(s, p, rg_getm(), when);
+		return true;
 	}
+	rg_rtimer_del(t); /* not pending: wait out a running f, as a stop does */
+	t->when = when;
+	t->period = period;
+	rg_rtimer_add(s, t);
+	return false;
 }
 
 int rg_timers_move(struct rg_p *from, struct rg_p *to)
@@ -121,9 +175,9 @@ int rg_timers_move(struct rg_p *from, struct rg_p *to)
 		/* Both locks while t->p changes: rg_rtimer_del rechecks it under the lock. */
 		rg_spin_lock(&to->timers_lock);
 		while (from->ntimers > 0) {
-			struct rg_rtimer *t = from->timers[from->ntimers - 1];
+			struct rg_rtimer *t = from->timers[from->ntimers - 1].t;
 			from->ntimers--;
-			heap_push(to, t);
+			heap_push(to, t); /* keyed by its when: a lazy key is refreshed */
 			n++;
 		}
 		publish_timer0(from);
@@ -146,7 +200,6 @@ bool rg_rtimer_del(struct rg_rtimer *t)
 		}
 		heap_remove(p, t);
 		rg_spin_unlock(&p->timers_lock);
-		atomic_fetch_sub_explicit(&t->sched->pending_wakeups, 1, memory_order_release);
 		return true;
 	}
 	/* Not pending; for a heap-allocated owner, wait out a running f. */
@@ -162,16 +215,25 @@ int64_t rg_check_timers(struct rg_p *p, int64_t now)
 		if (next == 0 || next > now)
 			return next;
 		rg_spin_lock(&p->timers_lock);
-		if (p->ntimers == 0 || p->timers[0]->when > now) {
+		if (p->ntimers == 0 || p->timers[0].when > now) {
 			rg_spin_unlock(&p->timers_lock);
 			continue;
 		}
-		struct rg_rtimer *t = p->timers[0];
+		struct rg_rtimer *t = p->timers[0].t;
+		if (t->when > p->timers[0].when) {
+			/* Reset to later since it was keyed: re-key it, and look again. */
+			p->timers[0].when = t->when;
+			sift_down(p, 0);
+			publish_timer0(p);
+			rg_spin_unlock(&p->timers_lock);
+			continue;
+		}
 		bool periodic = t->period > 0;
 		if (periodic) {
 			/* Next tick from the scheduled time, skipping missed ones (Go's ticker). */
 			t->when += t->period * (1 + (now - t->when) / t->period);
-			sift_down(p->timers, p->ntimers, 0);
+			p->timers[0].when = t->when;
+			sift_down(p, 0);
 			publish_timer0(p);
 		} else {
 			heap_remove(p, t);
@@ -182,8 +244,6 @@ int64_t rg_check_timers(struct rg_p *p, int64_t now)
 		void *arg = t->arg;
 		bool sync = t->sync;
 		rg_spin_unlock(&p->timers_lock);
-		if (!periodic)
-			atomic_fetch_sub_explicit(&t->sched->pending_wakeups, 1, memory_order_release);
 		f(arg, now); /* a sleep timer is gone once f readies its goroutine */
 		if (sync)
 			atomic_store_explicit(&t->firing, 0, memory_order_release);

@@ -23,8 +23,22 @@ struct rg_rtimer {
 	_Atomic uint32_t firing;
 };
 
+/* A heap entry: its key (t's when, or earlier once t was reset to later) and t. */
+struct rg_tentry {
+	int64_t when;
+	struct rg_rtimer *t;
+};
+
 /* Start t (when, period, f, arg set) on the calling M's P (P0's heap from a plain thread). */
 void rg_rtimer_add(struct rg_sched *s, struct rg_rtimer *t);
+
+/*
+ * Change t's when and period (Go's modtimer); true if it was pending. A
+ * pending timer stays on its P's heap, and one moved later is not even
+ * sifted; otherwise it waits out a running f (as a stop does) and starts
+ * again as rg_rtimer_add does.
+ */
+bool rg_rtimer_reset(struct rg_sched *s, struct rg_rtimer *t, int64_t when, int64_t period);
 
 /* Stop t; true if it was pending. With t->sync, also waits until a running f returns. */
 bool rg_rtimer_del(struct rg_rtimer *t);

@@ -73,7 +73,7 @@ static int timers_for(const void *arg)
 		struct rg_p *p = s->allp[i];
 		rg_spin_lock(&p->timers_lock);
 		for (int32_t j = 0; j < p->ntimers; j++)
-			found += p->timers[j]->arg == arg;
+			found += p->timers[j].t->arg == arg;
 		rg_spin_unlock(&p->timers_lock);
 	}
 	return found;

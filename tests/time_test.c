@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: BSD-2-Clause
 /*
  * Timers: rg_sleep never wakes early and wakes in deadline order, many
- * concurrent sleeps all complete, rg_timer stop/reset semantics, tickers,
+ * concurrent sleeps all complete, rg_timer stop/reset semantics (and the
+ * heap's lazy reset to later), tickers,
  * rg_after in a select, and a sleeping program is not a deadlock.
  */
 #include "rg_test.h"
@@ -152,6 +153,85 @@ TEST(timer_stop_and_reset)
 	EXPECT_TRUE(tm.stop_pending);
 	EXPECT_FALSE(tm.reset_pending); /* it had just been stopped */
 	EXPECT_TRUE(tm.stopped_never_fires);
+}
+
+/*
+ * ---- resets: a pending timer moved earlier is re-sifted, one moved later
+ * keeps its heap entry until it surfaces (rg_rtimer_reset) ----
+ * White-box as above. Every timer starts an hour out and is reset three
+ * times at random; then the even ones are reset into the past (earlier), the
+ * odd ones first further into the past, then two hours out (later: their
+ * entries keep keys older than every even deadline). Exactly the even ones
+ * must fire, in deadline order, each at its last when; every odd one must
+ * still be pending.
+ */
+#define RESET_N 400
+#define HOUR (3600 * 1000 * MS)
+
+static struct {
+	struct rg_rtimer t[RESET_N];
+	int64_t fired_when[RESET_N];
+	int fired_idx[RESET_N];
+	_Atomic int nfired;
+	rg_wg wg;
+	int odd_pending;
+} rs;
+
+static void reset_fire(void *arg, int64_t now)
+{
+	struct rg_rtimer *t = arg;
+	int n = atomic_fetch_add(&rs.nfired, 1);
+
+	(void)now;
+	if (n < RESET_N) {
+		rs.fired_when[n] = t->when;
+		rs.fired_idx[n] = (int)(t - rs.t);
+	}
+	rg_wg_done(&rs.wg);
+}
+
+static void reset_main(void *arg)
+{
+	struct rg_sched *s = rg_getg()->sched;
+	int64_t now = rg_now(), base = now - 1000 * MS;
+	uint32_t x = 777;
+
+	rg_wg_add(&rs.wg, RESET_N / 2);
+	for (int i = 0; i < RESET_N; i++) {
+		rs.t[i].when = now + HOUR;
+		rs.t[i].f = reset_fire;
+		rs.t[i].arg = &rs.t[i];
+		rg_rtimer_add(s, &rs.t[i]);
+	}
+	for (int round = 0; round < 3; round++)
+		for (int i = 0; i < RESET_N; i++) {
+			x = x * 1103515245 + 12345;
+			rg_rtimer_reset(s, &rs.t[i], now + HOUR + (int64_t)(x % 1000000) * 1000, 0);
+		}
+	for (int i = 0; i < RESET_N; i++) {
+		x = x * 1103515245 + 12345;
+		if (i % 2 == 0) {
+			rg_rtimer_reset(s, &rs.t[i], base + (int64_t)(x % 1000000), 0);
+		} else {
+			rg_rtimer_reset(s, &rs.t[i], base - 1000 * MS + (int64_t)(x % 1000000), 0);
+			rg_rtimer_reset(s, &rs.t[i], now + 2 * HOUR, 0);
+		}
+	}
+	rg_wg_wait(&rs.wg);
+	for (int i = 1; i < RESET_N; i += 2)
+		rs.odd_pending += rg_rtimer_del(&rs.t[i]);
+}
+
+TEST(timer_reset_earlier_and_later)
+{
+	ASSERT_EQ(0, rg_run(reset_main, NULL));
+	ASSERT_EQ(RESET_N / 2, atomic_load(&rs.nfired));
+	for (int i = 0; i < RESET_N / 2; i++) {
+		EXPECT_EQ(0, rs.fired_idx[i] % 2);
+		if (i > 0)
+			EXPECT_LE(rs.fired_when[i - 1], rs.fired_when[i]);
+	}
+	EXPECT_EQ(RESET_N / 2, rs.odd_pending);
 }
 
 /* ---- ticker ---- */
