@@ -52,7 +52,7 @@ void rg_backoff_wait(unsigned pauses)
 		rg_arch_relax();
 }
 
-/* About 57 µs of back-off (3,008 PAUSEs) before a waiter starts yielding the CPU. */
+/* About 65 µs of back-off (3,456 PAUSEs) before a waiter starts yielding the CPU. */
 #define SPIN_ROUNDS 8
 
 void rg_spin_lock_slow(struct rg_spinlock *l)

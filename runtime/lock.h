@@ -48,15 +48,17 @@ static inline void rg_note_clear(struct rg_note *n)
 
 /*
  * Back-off after losing a race for a contended word (a spinlock found held,
- * a lost CAS): 64 PAUSEs, doubling to 512; a PAUSE is 19 ns on this VM's
+ * a lost CAS): 128 PAUSEs, doubling to 512; a PAUSE is 19 ns on this VM's
  * EPYC. The winner owns the line and is about to use it again; retrying at
  * once takes the line back, and two CPUs then trade it on every operation.
- * Waiting lets the winner make a run of operations from its own cache, as a
- * contended Go channel's lock2 does by spinning 4 x 30 PAUSEs between its
- * looks. Measured at GOMAXPROCS 2 in docs/design.md §9: starting at 1, 8 or 16
- * PAUSEs left the contended channel benchmarks 1.5-3x slower.
+ * Waiting lets the winner make a run of operations from its own cache. The
+ * first wait is about the window a contended Go lock2 spins (4 x 30 PAUSEs)
+ * before it gives up the CPU. Measured at GOMAXPROCS 2 (docs/design.md §9):
+ * starting at 1, 8 or 16 PAUSEs left the contended channel benchmarks
+ * 1.5-4x slower; longer waits measured faster still, and were not taken:
+ * each is paid in latency by whoever lost the race.
  */
-#define RG_BACKOFF_MIN 6 /* log2 of the first wait's PAUSEs */
+#define RG_BACKOFF_MIN 7 /* log2 of the first wait's PAUSEs */
 #define RG_BACKOFF_MAX 9
 
 void rg_backoff_wait(unsigned pauses);
