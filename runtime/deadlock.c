@@ -8,10 +8,9 @@
  * What can still wake a parked goroutine without any M running: a timer (on
  * some P's heap), an I/O completion or a goroutine returning from a blocking
  * system call (counted in pending_wakeups by the subsystems that own them),
- * or a thread
- * that is not a goroutine touching a ringo object (rg_chan_trysend from a
- * plain pthread, say). The last one the runtime cannot see: such programs set
- * RINGO_DEADLOCK=0.
+ * or a thread that is not a goroutine touching a ringo object
+ * (rg_chan_trysend from a plain pthread, say). The last one the runtime
+ * cannot see: such programs set RINGO_DEADLOCK=0.
  */
 #include <stdlib.h>
 #include <unistd.h>

@@ -75,8 +75,8 @@ static inline void rg_backoff(unsigned *round)
  * A spinlock for critical sections of a few dozen instructions (a channel's
  * queue and ring): unlock is a plain release store, so an uncontended
  * lock/unlock costs one locked instruction instead of rg_lock's two. Waiters
- * back off (rg_backoff), then yield the CPU; they never sleep, which is fine only
- * because no holder ever blocks while holding it.
+ * back off (rg_backoff), then yield the CPU; they never sleep, which is fine
+ * only because no holder ever blocks while holding it.
  */
 struct rg_spinlock {
 	_Atomic uint32_t v;

@@ -15,7 +15,7 @@
 #include "lock.h"
 
 /*
- * A 4-ary min-heap of (when, timer) entries, as Go's: the key sits in the
+ * A 4-ary min-heap (as Go's) of (when, timer) entries: the key sits in the
  * entry, so a sift compares without touching the timers (scattered over the
  * heap of the process; the timer benchmarks keep 32,768 on each P), and four
  * children per node halve the depth. An entry's key may be earlier than its
@@ -132,38 +132,46 @@ void rg_rtimer_add(struct rg_sched *s, struct rg_rtimer *t)
 	timer_notify(s, p, m, t->when);
 }
 
-bool rg_rtimer_reset(struct rg_sched *s, struct rg_rtimer *t, int64_t when, int64_t period)
+/* Lock the heap t is pending on and return its P; NULL when t is not pending. */
+static struct rg_p *lock_timer_heap(struct rg_rtimer *t)
 {
 	for (;;) {
 		struct rg_p *p = atomic_load_explicit(&t->p, memory_order_acquire);
 		if (!p)
-			break;
+			return NULL;
 		rg_spin_lock(&p->timers_lock);
-		if (atomic_load_explicit(&t->p, memory_order_relaxed) != p) {
-			rg_spin_unlock(&p->timers_lock);
-			continue; /* fired or moved meanwhile */
-		}
+		if (atomic_load_explicit(&t->p, memory_order_relaxed) == p)
+			return p;
+		rg_spin_unlock(&p->timers_lock); /* fired or moved meanwhile */
+	}
+}
+
+bool rg_rtimer_reset(struct rg_sched *s, struct rg_rtimer *t, int64_t when, int64_t period)
+{
+	struct rg_p *p = lock_timer_heap(t);
+
+	if (!p) {
+		rg_rtimer_del(t); /* not pending: wait out a running f, as a stop does */
 		t->when = when;
 		t->period = period;
-		bool earlier = when < p->timers[t->idx].when;
-		if (earlier) {
-			p->timers[t->idx].when = when;
-			sift_up(p, t->idx);
-			publish_timer0(p);
-		}
-		/* Later: the entry keeps its key, and rg_check_timers moves it when
-		 * it surfaces (Go's timerModifiedLater): no sift for a deadline
-		 * pushed back, the common reset. */
-		rg_spin_unlock(&p->timers_lock);
-		if (earlier)
-			timer_notify(s, p, rg_getm(), when);
-		return true;
+		rg_rtimer_add(s, t);
+		return false;
 	}
-	rg_rtimer_del(t); /* not pending: wait out a running f, as a stop does */
 	t->when = when;
 	t->period = period;
-	rg_rtimer_add(s, t);
-	return false;
+	bool earlier = when < p->timers[t->idx].when;
+	if (earlier) {
+		p->timers[t->idx].when = when;
+		sift_up(p, t->idx);
+		publish_timer0(p);
+	}
+	/* Later: the entry keeps its key, and rg_check_timers moves it when it
+	 * surfaces (Go's timerModifiedLater): no sift for a deadline pushed
+	 * back, the common reset. */
+	rg_spin_unlock(&p->timers_lock);
+	if (earlier)
+		timer_notify(s, p, rg_getm(), when);
+	return true;
 }
 
 int rg_timers_move(struct rg_p *from, struct rg_p *to)
@@ -189,15 +197,9 @@ int rg_timers_move(struct rg_p *from, struct rg_p *to)
 
 bool rg_rtimer_del(struct rg_rtimer *t)
 {
-	for (;;) {
-		struct rg_p *p = atomic_load_explicit(&t->p, memory_order_acquire);
-		if (!p)
-			break;
-		rg_spin_lock(&p->timers_lock);
-		if (atomic_load_explicit(&t->p, memory_order_relaxed) != p) {
-			rg_spin_unlock(&p->timers_lock);
-			continue; /* fired or moved meanwhile */
-		}
+	struct rg_p *p = lock_timer_heap(t);
+
+	if (p) {
 		heap_remove(p, t);
 		rg_spin_unlock(&p->timers_lock);
 		return true;
