@@ -129,14 +129,10 @@ void rg_chan_free(rg_chan *c)
 		return;
 	if (c->release)
 		c->release(c); /* rg_after: cancel its timer, which may be sending right now */
-	/*
-	 * Without the lock: the check is a diagnostic, and what it diagnoses
-	 * is a race in the program (another goroutine still using c), which a
-	 * lock would not order either. A locked instruction is about 10 ns
-	 * here, a third of a make and free.
-	 */
-	bool waiters = atomic_load_explicit(&c->recvq.first, memory_order_acquire) ||
-		       atomic_load_explicit(&c->sendq.first, memory_order_acquire);
+	rg_spin_lock(&c->lock);
+	bool waiters = atomic_load_explicit(&c->recvq.first, memory_order_relaxed) ||
+		       atomic_load_explicit(&c->sendq.first, memory_order_relaxed);
+	rg_spin_unlock(&c->lock);
 	if (waiters)
 		rg_fatal("free of a channel that goroutines wait on (or that a select is still leaving)");
 	free(c);
