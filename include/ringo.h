@@ -178,8 +178,19 @@ void rg_wg_add(rg_wg *wg, int delta);
 /* rg_wg_done - rg_wg_add(wg, -1). */
 void rg_wg_done(rg_wg *wg);
 
-/* rg_wg_wait - park until the counter is zero. */
-void rg_wg_wait(rg_wg *wg);
+/* rg_wg_wait_slow - rg_wg_wait past its inline check; call rg_wg_wait. */
+void rg_wg_wait_slow(rg_wg *wg);
+
+/*
+ * rg_wg_wait - park until the counter is zero. A zero counter is checked
+ * inline (one load, with the ordering of Go's atomic load): a program that
+ * waits on finished groups pays no call.
+ */
+static inline void rg_wg_wait(rg_wg *wg)
+{
+	if ((uint32_t)(__atomic_load_n(&wg->state, __ATOMIC_SEQ_CST) >> 32) != 0)
+		rg_wg_wait_slow(wg);
+}
 
 /*
  * rg_once - runs a function exactly once (Go's sync.Once). Zero value: not yet run.
@@ -195,8 +206,16 @@ typedef struct rg_once {
  * rg_once_do - call fn(arg) if and only if this is the first rg_once_do on
  * once. Every caller returns only after that one call has returned, so its
  * effects are visible to all of them (Go's happens-before guarantee).
+ * rg_once_do_slow is its out-of-line part: call rg_once_do.
  */
-void rg_once_do(rg_once *once, void (*fn)(void *arg), void *arg);
+void rg_once_do_slow(rg_once *once, void (*fn)(void *arg), void *arg);
+
+static inline void rg_once_do(rg_once *once, void (*fn)(void *arg), void *arg)
+{
+	/* Done: one acquire load, inline (Go outlines doSlow to inline this too). */
+	if (!__atomic_load_n(&once->done, __ATOMIC_ACQUIRE))
+		rg_once_do_slow(once, fn, arg);
+}
 
 /*
  * rg_rwmutex - a reader/writer lock (Go's sync.RWMutex). Any number of readers

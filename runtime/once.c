@@ -1,11 +1,9 @@
 // SPDX-License-Identifier: BSD-2-Clause
-/* rg_once: Go's sync.Once. The fast path is one acquire load. */
+/* rg_once: Go's sync.Once. The fast path, one acquire load, is inline in ringo.h. */
 #include "ringo.h"
 
-void rg_once_do(rg_once *once, void (*fn)(void *), void *arg)
+void rg_once_do_slow(rg_once *once, void (*fn)(void *), void *arg)
 {
-	if (__atomic_load_n(&once->done, __ATOMIC_ACQUIRE))
-		return;
 	/* Slow path: every caller must wait until fn has returned, so a CAS
 	 * on done would not do (the loser would return before fn finished). */
 	rg_mutex_lock(&once->m);

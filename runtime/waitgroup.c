@@ -32,7 +32,7 @@ void rg_wg_done(rg_wg *wg)
 	rg_wg_add(wg, -1);
 }
 
-void rg_wg_wait(rg_wg *wg)
+void rg_wg_wait_slow(rg_wg *wg)
 {
 	uint64_t state = __atomic_load_n(&wg->state, __ATOMIC_SEQ_CST);
 
