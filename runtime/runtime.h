@@ -209,6 +209,7 @@ struct rg_p {
 	pid_t sysmon_ktid;	   /* [sysmon] that M's thread */
 	/* Lent by sysmon (above GOMAXPROCS) while another P's goroutine is stuck in unsafe code. */
 	_Atomic bool lent;
+	struct rg_p *lent_for; /* that P: its runnext is stolen without the grace (runq.c) */
 	/*
 	 * When completed I/O queued goroutines here without waking a helper M
 	 * (0: none pending). The owner wakes one once they have waited

@@ -70,6 +70,7 @@ static struct rg_p *releasep(struct rg_m *m)
 bool rg_pdead(struct rg_sched *s, struct rg_p *p)
 {
 	atomic_store_explicit(&p->lent, false, memory_order_relaxed);
+	p->lent_for = NULL;
 	atomic_store_explicit(&p->status, P_DEAD, memory_order_relaxed);
 	return rg_timers_move(p, s->allp[0]) > 0;
 }

@@ -198,6 +198,7 @@ static void lend_p(struct rg_sched *s, struct rg_p *stuck)
 		return;
 	}
 	atomic_store_explicit(&p->lent, true, memory_order_relaxed);
+	p->lent_for = stuck; /* published to the lent P's M by rg_startm */
 	atomic_store_explicit(&p->status, P_IDLE, memory_order_relaxed);
 	if (id + 1 > atomic_load_explicit(&s->nallp, memory_order_relaxed))
 		atomic_store_explicit(&s->nallp, id + 1, memory_order_release);
