@@ -32,6 +32,26 @@ int64_t rg_nanotime(void)
 	return ts.tv_sec * 1000000000LL + ts.tv_nsec;
 }
 
+int64_t rg_coarse_slack;
+
+int64_t rg_coarse_nanotime(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+	return ts.tv_sec * 1000000000LL + ts.tv_nsec;
+}
+
+/* Two ticks: the coarse clock lags by up to one, more only when a tick is late. */
+static void coarse_clock_init(void)
+{
+	struct timespec res;
+
+	if (clock_getres(CLOCK_MONOTONIC_COARSE, &res) == 0 && res.tv_sec == 0 &&
+	    res.tv_nsec <= 10000000)
+		rg_coarse_slack = 2 * res.tv_nsec;
+}
+
 uint32_t rg_fastrand(void)
 {
 	struct rg_m *m = rg_getm();
@@ -729,6 +749,7 @@ static int run(void (*main_fn)(void *), void *arg)
 	}
 	rg_fatal_install_handlers();
 	rg_preempt_init(s);
+	coarse_clock_init();
 	rg_stack_pool_init(&s->stacks);
 	s->start_ns = rg_nanotime();
 	const char *mt = getenv("RINGO_MAXTHREADS");

@@ -653,19 +653,34 @@ no_p:
 /*
  * May the M skip findrunnable for the goroutine it is about to pick from a
  * queue findrunnable would take it from too? Only when nothing findrunnable
- * checks first is due (a stop, this P's retirement, a timer, the fairness
- * tick with something for it to take) and the M is not locked to a goroutine.
+ * checks first is due (a stop, this P's retirement, an expired timer, the
+ * fairness tick with something for it to take) and the M is not locked to a
+ * goroutine. A timer that is merely pending (a connection's deadline) used
+ * to count too: a channel round trip with one pending cost 172 ns, 93 without.
  *
  * The fairness tick counts only when there is something it would take: a
  * runnext chain does not move schedtick, so one that started on a multiple
  * of 61 would otherwise never skip findrunnable.
  */
+static inline bool timer_due(struct rg_p *p)
+{
+	int64_t when = atomic_load_explicit(&p->timer0_when, memory_order_relaxed);
+
+	/*
+	 * A daemon's P nearly always holds some deadline, seconds away: the
+	 * coarse clock rules that out in 3 ns; the 27 ns clock read decides the
+	 * last two ticks before it.
+	 */
+	if (!when || (rg_coarse_slack && when > rg_coarse_nanotime() + rg_coarse_slack))
+		return false;
+	return when <= rg_nanotime();
+}
+
 static inline bool nothing_due_first(struct rg_m *m, struct rg_p *p)
 {
 	struct rg_sched *s = m->sched;
 
-	return !m->lockedg && !m->locked_exit &&
-	       !atomic_load_explicit(&p->timer0_when, memory_order_relaxed) &&
+	return !m->lockedg && !m->locked_exit && !timer_due(p) &&
 	       (atomic_load_explicit(&p->schedtick, memory_order_relaxed) % GLOBAL_FAIRNESS_TICK !=
 			0 ||
 		(atomic_load_explicit(&s->runqsize, memory_order_relaxed) == 0 &&

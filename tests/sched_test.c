@@ -575,7 +575,9 @@ static void handoff_player(void *arg)
 
 static void handoff_main(void *arg)
 {
-	(void)arg;
+	/* A pending timer, as a daemon's deadline: not due, so no reason to stop a chain. */
+	rg_timer *deadline = arg ? rg_timer_new(3600 * 1000000000LL) : NULL;
+
 	ho.ping = rg_chan_make(sizeof(long), 0);
 	ho.pong = rg_chan_make(sizeof(long), 0);
 	rg_wg_add(&ho.wg, 2);
@@ -585,12 +587,14 @@ static void handoff_main(void *arg)
 	ho.rc = rg_p_stats(0, &ho.st);
 	rg_chan_free(ho.ping);
 	rg_chan_free(ho.pong);
+	rg_timer_free(deadline);
 }
 
-TEST(channel_handoff_switches_directly_and_keeps_state)
+static void handoff_check(struct __test_metadata *_metadata, bool with_timer)
 {
+	memset(&ho, 0, sizeof(ho));
 	rg_maxprocs(1);
-	ASSERT_EQ(0, rg_run(handoff_main, NULL));
+	ASSERT_EQ(0, rg_run(handoff_main, with_timer ? &ho : NULL));
 	ASSERT_EQ(0, ho.rc);
 	EXPECT_EQ(0, atomic_load(&ho.wrong_value));
 	EXPECT_EQ(0, atomic_load(&ho.wrong_errno));
@@ -600,8 +604,19 @@ TEST(channel_handoff_switches_directly_and_keeps_state)
 	 * tick (1 in 61 goroutine starts through the scheduler) switch directly. */
 	EXPECT_GE(ho.st.handoffs, (uint64_t)HANDOFF_ITER * 2 * 9 / 10);
 	EXPECT_LE(ho.st.handoffs, ho.st.runs);
-	TH_LOG("%llu of %llu goroutine starts were direct hand-offs",
-	       (unsigned long long)ho.st.handoffs, (unsigned long long)ho.st.runs);
+	TH_LOG("%llu of %llu goroutine starts were direct hand-offs%s",
+	       (unsigned long long)ho.st.handoffs, (unsigned long long)ho.st.runs,
+	       with_timer ? " (a timer pending)" : "");
+}
+
+TEST(channel_handoff_switches_directly_and_keeps_state)
+{
+	handoff_check(_metadata, false);
+}
+
+TEST(channel_handoff_switches_directly_with_a_timer_pending)
+{
+	handoff_check(_metadata, true);
 }
 
 /*
