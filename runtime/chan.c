@@ -129,10 +129,19 @@ void rg_chan_free(rg_chan *c)
 		return;
 	if (c->release)
 		c->release(c); /* rg_after: cancel its timer, which may be sending right now */
-	rg_spin_lock(&c->lock);
+	/*
+	 * The free must come after the critical section of whoever the caller
+	 * last heard from through the ring (a closer still clearing marks after
+	 * its CLOSED bit was seen, a sender still unlocking after its hand-off).
+	 * That holder took the lock before publishing what the caller saw, so
+	 * the caller's acquire load of the lock word finds it held, or its
+	 * unlock: waiting for the word to be free orders the free, and takes no
+	 * locked instruction (it was half of MakeChan's cost). A holder the
+	 * caller never synchronized with is a use during the free, the caller's bug.
+	 */
+	rg_spin_wait_free(&c->lock);
 	bool waiters = atomic_load_explicit(&c->recvq.first, memory_order_relaxed) ||
 		       atomic_load_explicit(&c->sendq.first, memory_order_relaxed);
-	rg_spin_unlock(&c->lock);
 	if (waiters)
 		rg_fatal("free of a channel that goroutines wait on (or that a select is still leaving)");
 	free(c);

@@ -74,6 +74,18 @@ void rg_spin_lock_slow(struct rg_spinlock *l)
 	}
 }
 
+void rg_spin_wait_free_slow(struct rg_spinlock *l)
+{
+	unsigned round = 0;
+
+	while (atomic_load_explicit(&l->v, memory_order_acquire)) {
+		if (round < SPIN_ROUNDS)
+			rg_backoff(&round);
+		else
+			rg_osyield();
+	}
+}
+
 void rg_lock(struct rg_lock *l)
 {
 	uint32_t v = UNLOCKED;

@@ -100,6 +100,21 @@ static inline void rg_spin_unlock(struct rg_spinlock *l)
 	atomic_store_explicit(&l->v, 0, memory_order_release);
 }
 
+void rg_spin_wait_free_slow(struct rg_spinlock *l);
+
+/*
+ * Return once l is free, without taking it: the acquire load that finds it
+ * free reads the last holder's unlock, so that holder's critical section
+ * happens before whatever follows. For a caller that only needs the last
+ * holder gone (freeing the object), it spares the locked instruction.
+ */
+static inline void rg_spin_wait_free(struct rg_spinlock *l)
+{
+	if (__builtin_expect(!atomic_load_explicit(&l->v, memory_order_acquire), 1))
+		return;
+	rg_spin_wait_free_slow(l);
+}
+
 /* sched_yield that leaves errno alone. */
 void rg_osyield(void);
 

@@ -1647,4 +1647,59 @@ TEST_F_TIMEOUT(chan, struct_ping_pong_races_park, 120)
 	RT_EXPECT_NO_ERRS(&errs);
 }
 
+/* ------------------------------------------------------------------------ */
+/*
+ * Free at the first sight of the close: the receiver that sees a channel
+ * closed and drained may free it at once, while the closer (or a sender on
+ * an unbuffered channel) is still on its way out of the channel's critical
+ * section. rg_chan_free must wait for that holder; without the wait TSan
+ * reported the closer's last accesses racing with free (and ASan may see
+ * them as uses after free) in every run of this test.
+ */
+#define FC_ROUNDS (RT_TSAN ? 20000 : 100000)
+
+static struct {
+	long received;
+	atomic_long wrong;
+} fc;
+
+static void fc_closer(void *arg)
+{
+	rg_chan *c = arg;
+	long v = 1;
+
+	if (rg_chan_send(c, &v) != 0)
+		atomic_fetch_add(&fc.wrong, 1);
+	rg_chan_close(c);
+}
+
+static void fc_main(void *arg)
+{
+	for (long i = 0; i < FC_ROUNDS; i++) {
+		rg_chan *c = rg_chan_make(sizeof(long), (size_t)(i % 3));
+		long v;
+		int r;
+
+		if (!c) {
+			CHECK(0, "round %ld: rg_chan_make failed", i);
+			return;
+		}
+		rg_go(fc_closer, c);
+		while ((r = rg_chan_recv(c, &v)) == 1)
+			fc.received++;
+		CHECK(r == 0 && v == 0, "round %ld: closed receive returned %d, %ld", i, r, v);
+		rg_chan_free(c);
+	}
+}
+
+TEST_F_TIMEOUT(chan, free_right_after_seeing_the_close, 120)
+{
+	memset(&fc, 0, sizeof(fc));
+	rg_maxprocs(2);
+	ASSERT_EQ(0, rg_run(fc_main, NULL));
+	RT_EXPECT_NO_ERRS(&errs);
+	EXPECT_EQ(FC_ROUNDS, fc.received);
+	EXPECT_EQ(0, atomic_load(&fc.wrong));
+}
+
 TEST_HARNESS_MAIN
