@@ -624,6 +624,8 @@ static void quit_main(void *arg)
 
 static void quit_child(void *arg)
 {
+	/* ringo installs its dump only over the default action; a shell may have ignored SIGQUIT. */
+	signal(SIGQUIT, SIG_DFL);
 	rg_run(quit_main, NULL);
 	_exit(3);
 }
