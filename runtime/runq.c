@@ -191,8 +191,8 @@ static uint32_t runqgrab(struct rg_p *victim, struct rg_p *p, uint32_t batch_hea
 			 * lent p for that) and will not take its runnext soon. The
 			 * kernel-fed handoff's start went from 12 to 8 us at p50.
 			 */
-			if (atomic_load_explicit(&victim->status, memory_order_relaxed) == P_RUNNING &&
-			    p->lent_for != victim)
+			uint32_t st = atomic_load_explicit(&victim->status, memory_order_relaxed);
+			if (st == P_RUNNING && p->lent_for != victim)
 				runnext_backoff(victim, next);
 			if (!atomic_compare_exchange_strong_explicit(&victim->runnext, &next, NULL,
 								     memory_order_acq_rel,
