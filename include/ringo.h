@@ -485,6 +485,13 @@ typedef struct rg_timer rg_timer;
 
 /* rg_timer_new - a timer that fires after ns. NULL with errno ENOMEM. */
 rg_timer *rg_timer_new(int64_t ns);
+/*
+ * rg_after_func - Go's time.AfterFunc: after ns, call fn(arg) in a goroutine
+ * of its own. The timer has no channel (rg_timer_chan returns NULL); stop,
+ * reset and free work as for any timer, and rg_timer_stop's true means fn
+ * will not be called. NULL with errno EINVAL (fn NULL) or ENOMEM.
+ */
+rg_timer *rg_after_func(int64_t ns, void (*fn)(void *arg), void *arg);
 /* rg_timer_chan - the channel the timer sends on (for rg_chan_recv or an RG_RECV case). */
 rg_chan *rg_timer_chan(rg_timer *t);
 /* rg_timer_stop - stop it; true if that prevented the send (false: already fired or stopped). */

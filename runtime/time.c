@@ -10,7 +10,9 @@
 
 struct rg_timer {
 	struct rg_rtimer rt;
-	rg_chan *c;
+	rg_chan *c; /* NULL for rg_after_func's */
+	void (*fn)(void *arg);
+	void *fn_arg;
 };
 
 struct rg_ticker {
@@ -108,6 +110,43 @@ rg_timer *rg_timer_new(int64_t ns)
 		errno = ENOMEM;
 		return NULL;
 	}
+	rg_rtimer_add(s, &t->rt);
+	return t;
+}
+
+/*
+ * Go's goFunc: the timer only starts the goroutine. It runs on a P's M
+ * inside findrunnable (rg_check_timers), so the goroutine lands on that P
+ * like any rg_go's, in runnext.
+ */
+static void go_func(void *arg, int64_t now)
+{
+	struct rg_timer *t = arg;
+
+	(void)now;
+	if (rg_go(t->fn, t->fn_arg) != 0)
+		rg_fatal("rg_after_func: no goroutine for the call (out of memory)");
+}
+
+rg_timer *rg_after_func(int64_t ns, void (*fn)(void *arg), void *arg)
+{
+	struct rg_sched *s = timer_sched();
+	struct rg_timer *t;
+
+	if (!fn) {
+		errno = EINVAL;
+		return NULL;
+	}
+	if (!(t = rg_zalloc(sizeof(*t)))) {
+		errno = ENOMEM;
+		return NULL;
+	}
+	t->fn = fn;
+	t->fn_arg = arg;
+	t->rt.when = rg_nanotime() + (ns > 0 ? ns : 0);
+	t->rt.f = go_func;
+	t->rt.arg = t;
+	t->rt.sync = true; /* rg_timer_free waits for a go_func in progress */
 	rg_rtimer_add(s, &t->rt);
 	return t;
 }

@@ -3,7 +3,7 @@
  * Timers: rg_sleep never wakes early and wakes in deadline order, many
  * concurrent sleeps all complete, rg_timer stop/reset semantics (and the
  * heap's lazy reset to later), tickers,
- * rg_after in a select, and a sleeping program is not a deadlock.
+ * rg_after in a select, rg_after_func, and a sleeping program is not a deadlock.
  */
 #include "rg_test.h"
 
@@ -295,6 +295,70 @@ TEST(after_in_select)
 	ASSERT_EQ(0, rg_run(after_main, NULL));
 	EXPECT_EQ(1, af.chosen);
 	EXPECT_GE(af.waited, 4 * MS);
+}
+
+/* ---- rg_after_func: Go's AfterFunc, a call in a goroutine of its own ---- */
+
+static struct {
+	rg_chan *called; /* the call's goroutine sends its goid here */
+	uint64_t main_goid, fn_goid;
+	int64_t waited;
+	atomic_int calls;
+	bool einval, no_chan, stop_after_fire, stop_pending, stopped_never_calls;
+	bool reset_after_stop, called_again;
+} afn;
+
+static void afn_fn(void *arg)
+{
+	uint64_t id = rg_goid();
+
+	(void)arg;
+	atomic_fetch_add(&afn.calls, 1);
+	rg_chan_send(afn.called, &id);
+}
+
+static void afn_main(void *arg)
+{
+	int64_t t0 = rg_now();
+	uint64_t id;
+
+	afn.called = rg_chan_make(sizeof(uint64_t), 4);
+	afn.main_goid = rg_goid();
+	errno = 0;
+	afn.einval = !rg_after_func(MS, NULL, NULL) && errno == EINVAL;
+	rg_timer *t = rg_after_func(3 * MS, afn_fn, NULL);
+	if (!t || rg_chan_recv(afn.called, &id) != 1)
+		return; /* every flag stays false: the test fails */
+	afn.waited = rg_now() - t0;
+	afn.fn_goid = id;
+	afn.no_chan = rg_timer_chan(t) == NULL;
+	afn.stop_after_fire = rg_timer_stop(t); /* false: it fired */
+	rg_timer_reset(t, 2 * MS);
+	afn.stop_pending = rg_timer_stop(t); /* true: the call is cancelled */
+	/* Stopped: no call even after its old deadline. */
+	rg_sleep(4 * MS);
+	afn.stopped_never_calls = atomic_load(&afn.calls) == 1 && rg_chan_len(afn.called) == 0;
+	afn.reset_after_stop = rg_timer_reset(t, 1 * MS); /* false: not pending, re-armed */
+	if (rg_chan_recv(afn.called, &id) != 1)
+		return;
+	afn.called_again = atomic_load(&afn.calls) == 2 && id != afn.main_goid;
+	rg_timer_free(t);
+	rg_chan_free(afn.called);
+}
+
+TEST(after_func_calls_in_a_goroutine_of_its_own)
+{
+	ASSERT_EQ(0, rg_run(afn_main, NULL));
+	EXPECT_TRUE(afn.einval);
+	EXPECT_GE(afn.waited, 3 * MS);
+	EXPECT_NE(0, afn.fn_goid);
+	EXPECT_NE(afn.main_goid, afn.fn_goid);
+	EXPECT_TRUE(afn.no_chan);
+	EXPECT_FALSE(afn.stop_after_fire);
+	EXPECT_TRUE(afn.stop_pending);
+	EXPECT_TRUE(afn.stopped_never_calls);
+	EXPECT_FALSE(afn.reset_after_stop);
+	EXPECT_TRUE(afn.called_again);
 }
 
 /* ---- a program whose goroutines all sleep is not deadlocked ---- */
