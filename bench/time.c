@@ -2,10 +2,10 @@
 /*
  * Ports of Go 1.19's timer benchmarks (time/sleep_test.go) and of
  * BenchmarkWakeupParallelSyscall (runtime/proc_test.go), same workloads and
- * the same op. Differences from Go, where C has no garbage collector: a
- * timer is freed explicitly (rg_timer_free), and Go's AfterFunc(Hour, nil)
- * "garbage" timers are rg_timer_new timers (ringo has no AfterFunc), which
- * carry a channel.
+ * the same op. The one difference from Go, where C has no garbage
+ * collector: a timer is freed explicitly (rg_timer_free). Go's
+ * AfterFunc(Hour, nil) timers (the garbage, StartStop's) are
+ * rg_after_func timers with a function that is never called.
  */
 #include "harness.h"
 
@@ -27,13 +27,18 @@ struct garbage {
 	rg_wg *wg;
 };
 
+static void never_called(void *arg)
+{
+	(void)arg;
+}
+
 static void make_garbage(void *arg)
 {
 	struct garbage *g = arg;
 
 	for (int j = 0; j < GARBAGE_PER_P; j++)
-		if (!(g->timers[j] = rg_timer_new(HOUR_NS)))
-			rb_fatal(NULL, "rg_timer_new: out of memory");
+		if (!(g->timers[j] = rg_after_func(HOUR_NS, never_called, NULL)))
+			rb_fatal(NULL, "rg_after_func: out of memory");
 	rg_wg_done(g->wg);
 }
 
@@ -122,11 +127,6 @@ static void stop_bench(int n)
 		rg_timer_stop(t);
 		rg_timer_free(t);
 	}
-}
-
-static void never_called(void *arg)
-{
-	(void)arg;
 }
 
 /*
