@@ -189,7 +189,7 @@ static uint32_t runqgrab(struct rg_p *victim, struct rg_p *p, uint32_t batch_hea
 			/*
 			 * No grace for the P a loan is for: its M is stuck (sysmon
 			 * lent p for that) and will not take its runnext soon. The
-			 * kernel-fed handoff's start went from 12 to 8 us at p50.
+			 * kernel-fed handoff's start went from 12 to 8-10 us at p50.
 			 */
 			uint32_t st = atomic_load_explicit(&victim->status, memory_order_relaxed);
 			if (st == P_RUNNING && p->lent_for != victim)
