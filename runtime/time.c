@@ -78,16 +78,29 @@ static void send_time(void *arg, int64_t now)
 	rg_chan_trysend(arg, &now);
 }
 
+/* When a timer started now for ns fires: now for ns <= 0, as Go's when(). */
+static int64_t when_after(int64_t ns)
+{
+	return rg_nanotime() + (ns > 0 ? ns : 0);
+}
+
+static void timer_arm(struct rg_timer *t, int64_t when, int64_t period,
+		      void (*f)(void *arg, int64_t now), void *arg)
+{
+	t->rt.when = when;
+	t->rt.period = period;
+	t->rt.f = f;
+	t->rt.arg = arg;
+	t->rt.sync = true; /* rg_timer_free waits for an f in progress */
+}
+
+/* A timer or ticker that sends on its capacity-1 channel. */
 static bool timer_init(struct rg_timer *t, int64_t when, int64_t period)
 {
 	t->c = rg_chan_make(sizeof(int64_t), 1);
 	if (!t->c)
 		return false;
-	t->rt.when = when;
-	t->rt.period = period;
-	t->rt.f = send_time;
-	t->rt.arg = t->c;
-	t->rt.sync = true;
+	timer_arm(t, when, period, send_time, t->c);
 	return true;
 }
 
@@ -105,7 +118,7 @@ rg_timer *rg_timer_new(int64_t ns)
 	struct rg_sched *s = timer_sched();
 	struct rg_timer *t = rg_zalloc(sizeof(*t));
 
-	if (!t || !timer_init(t, rg_nanotime() + (ns > 0 ? ns : 0), 0)) {
+	if (!t || !timer_init(t, when_after(ns), 0)) {
 		free(t);
 		errno = ENOMEM;
 		return NULL;
@@ -143,10 +156,7 @@ rg_timer *rg_after_func(int64_t ns, void (*fn)(void *arg), void *arg)
 	}
 	t->fn = fn;
 	t->fn_arg = arg;
-	t->rt.when = rg_nanotime() + (ns > 0 ? ns : 0);
-	t->rt.f = go_func;
-	t->rt.arg = t;
-	t->rt.sync = true; /* rg_timer_free waits for a go_func in progress */
+	timer_arm(t, when_after(ns), 0, go_func, t);
 	rg_rtimer_add(s, &t->rt);
 	return t;
 }
@@ -163,7 +173,7 @@ bool rg_timer_stop(rg_timer *t)
 
 bool rg_timer_reset(rg_timer *t, int64_t ns)
 {
-	return rg_rtimer_reset(timer_sched(), &t->rt, rg_nanotime() + (ns > 0 ? ns : 0), 0);
+	return rg_rtimer_reset(timer_sched(), &t->rt, when_after(ns), 0);
 }
 
 void rg_timer_free(rg_timer *t)
