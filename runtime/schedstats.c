@@ -10,9 +10,11 @@
  * threads counts the Ms plus sysmon (Go's mcount() counts sysmon, an M there);
  * a P's runqsize is its local ring without runnext.
  *
- * Everything here runs on the sysmon thread. Counts are read under the
- * scheduler lock (Ms and the global queue) like Go's, the Ps' rings and
- * ticks without it; the probes fire and the lines print after it is released.
+ * Everything here runs on the sysmon thread, but for the detailed lines a
+ * dying (or, in the tests, hung) process prints once from whichever thread
+ * (rg_schedtrace_now). Counts are read under the scheduler lock (Ms and the
+ * global queue) like Go's, the Ps' rings and ticks without it; the probes
+ * fire and the lines print after it is released.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -56,6 +58,7 @@ struct snap_g {
 struct snap {
 	int32_t gomaxprocs, idleprocs, threads, spinning, idlethreads, runqueue;
 	int32_t nmidlelocked, sysmonwait;
+	bool unlocked; /* dying, a lock stayed held: the Ms or Gs are left out */
 	struct snap_p *p;
 	struct snap_m *m;
 	int32_t nm;
@@ -80,7 +83,8 @@ static void parse_debug(void)
 			if (strncmp(tok, "schedtrace=", 11) == 0)
 				ns = strtoll(tok + 11, NULL, 10) * 1000000LL;
 			else if (strncmp(tok, "scheddetail=", 12) == 0)
-				scheddetail = atoi(tok + 12) > 0;
+				__atomic_store_n(&scheddetail, atoi(tok + 12) > 0,
+						 __ATOMIC_RELAXED);
 		}
 		free(copy);
 	}
@@ -100,17 +104,42 @@ static bool m_is_idle(struct rg_sched *s, struct rg_m *m)
 	return m->locked_sleeping;
 }
 
-/* Fill sn; the arrays are malloc'ed (NULL when not wanted or out of memory). */
-static void take(struct rg_sched *s, struct snap *sn, bool want_m, bool want_g)
+/*
+ * Take l; while dying, only if it comes free soon: the thread that is
+ * dying may hold it itself, or its holder may be the one that hangs.
+ */
+static bool lock_or_give_up(struct rg_lock *l, bool dying)
+{
+	if (!dying) {
+		rg_lock(l);
+		return true;
+	}
+	for (int i = 0; i < 1000; i++) {
+		if (rg_trylock(l))
+			return true;
+		rg_osyield();
+	}
+	return false;
+}
+
+/*
+ * Fill sn; the arrays are malloc'ed (NULL when not wanted or out of memory).
+ * While dying, a part whose lock stays held is left out (sn->unlocked).
+ */
+static void take(struct rg_sched *s, struct snap *sn, bool want_m, bool want_g, bool dying)
 {
 	memset(sn, 0, sizeof(*sn));
 	int32_t n = atomic_load_explicit(&s->gomaxprocs, memory_order_acquire);
 	sn->p = calloc(n > 0 ? n : 1, sizeof(*sn->p));
 
-	rg_lock(&s->lock);
+	if (!lock_or_give_up(&s->lock, dying)) {
+		sn->unlocked = true;
+		want_m = want_g = false;
+		goto ps;
+	}
 	sn->gomaxprocs = n;
 	sn->idleprocs = atomic_load_explicit(&s->npidle, memory_order_relaxed);
-	sn->threads = s->mcount + 1; /* we are sysmon */
+	sn->threads = s->mcount + 1; /* and sysmon, which Go's mcount() counts as an M */
 	sn->spinning = atomic_load_explicit(&s->nmspinning, memory_order_relaxed);
 	sn->idlethreads = s->nmidle;
 	sn->runqueue = atomic_load_explicit(&s->runqsize, memory_order_relaxed);
@@ -140,7 +169,7 @@ static void take(struct rg_sched *s, struct snap *sn, bool want_m, bool want_g)
 		};
 	}
 	rg_unlock(&s->lock);
-
+ps:
 	for (int32_t i = 0; sn->p && i < n; i++) {
 		struct rg_p *p = s->allp[i];
 		uint32_t h = atomic_load_explicit(&p->runqhead, memory_order_acquire);
@@ -158,7 +187,10 @@ static void take(struct rg_sched *s, struct snap *sn, bool want_m, bool want_g)
 
 	if (!want_g)
 		return;
-	rg_lock(&s->allg_lock);
+	if (!lock_or_give_up(&s->allg_lock, dying)) {
+		sn->unlocked = true;
+		return;
+	}
 	sn->g = calloc(s->nallg ? s->nallg : 1, sizeof(*sn->g));
 	for (size_t i = 0; sn->g && i < s->nallg; i++) {
 		struct rg_g *g = s->allg[i];
@@ -228,6 +260,8 @@ static void print_trace(struct rg_sched *s, struct snap *sn, int64_t now, bool d
 	if (detail)
 		fprintf(f, " gcwaiting=0 nmidlelocked=%d stopwait=0 sysmonwait=%d\n",
 			sn->nmidlelocked, sn->sysmonwait);
+	if (sn->unlocked)
+		fprintf(f, "  (a scheduler lock stayed held: what it guards is left out)\n");
 	for (int32_t i = 0; sn->p && i < sn->gomaxprocs; i++) {
 		struct snap_p *p = &sn->p[i];
 		if (detail)
@@ -277,6 +311,7 @@ int64_t rg_schedstats_tick(struct rg_sched *s, int64_t sleep_ns)
 	if (__atomic_load_n(&rg_schedtrace_ns, __ATOMIC_RELAXED) < 0)
 		parse_debug();
 	int64_t trace_ns = __atomic_load_n(&rg_schedtrace_ns, __ATOMIC_RELAXED);
+	bool detail = __atomic_load_n(&scheddetail, __ATOMIC_RELAXED);
 	bool probing = ringo_sched_stats_semaphore != 0;
 	int64_t now = rg_nanotime();
 
@@ -292,15 +327,15 @@ int64_t rg_schedstats_tick(struct rg_sched *s, int64_t sleep_ns)
 		struct snap sn;
 		bool with_g = do_probe && ringo_sched_g_semaphore &&
 			      nsnap % RINGO_SCHEDSTATS_G_EVERY == 0;
-		take(s, &sn, (do_probe && ringo_sched_m_semaphore) || (do_print && scheddetail),
-		     with_g || (do_print && scheddetail));
+		take(s, &sn, (do_probe && ringo_sched_m_semaphore) || (do_print && detail),
+		     with_g || (do_print && detail), false);
 		if (do_probe) {
 			fire(&sn, with_g);
 			nsnap++;
 			next_probe = now + RINGO_SCHEDSTATS_PERIOD_MS * 1000000LL;
 		}
 		if (do_print) {
-			print_trace(s, &sn, now, scheddetail);
+			print_trace(s, &sn, now, detail);
 			/* Keep the multiples of the period, as Go's lines do (roughly). */
 			while (next_print <= now)
 				next_print += trace_ns;
@@ -312,4 +347,24 @@ int64_t rg_schedstats_tick(struct rg_sched *s, int64_t sleep_ns)
 	if (trace_ns > 0 && next_print - now < sleep_ns)
 		sleep_ns = next_print - now;
 	return sleep_ns > 0 ? sleep_ns : 1;
+}
+
+void rg_schedtrace_now(struct rg_sched *s)
+{
+	struct snap sn;
+
+	take(s, &sn, true, true, true);
+	print_trace(s, &sn, rg_nanotime(), true);
+	release(&sn);
+}
+
+void rg_schedtrace_dying(struct rg_sched *s)
+{
+	if (!s)
+		return;
+	if (__atomic_load_n(&rg_schedtrace_ns, __ATOMIC_RELAXED) < 0)
+		parse_debug();
+	if (__atomic_load_n(&rg_schedtrace_ns, __ATOMIC_RELAXED) > 0 ||
+	    __atomic_load_n(&scheddetail, __ATOMIC_RELAXED))
+		rg_schedtrace_now(s);
 }

@@ -19,6 +19,16 @@ extern int64_t rg_schedtrace_ns;
 int64_t rg_schedstats_tick(struct rg_sched *s, int64_t sleep_ns);
 
 /*
+ * schedtrace(detailed) on stderr now, from any thread, for a process that is
+ * dying or hung: a scheduler lock that stays held (perhaps by the caller)
+ * leaves out what it guards instead of deadlocking.
+ */
+void rg_schedtrace_now(struct rg_sched *s);
+
+/* Go's startpanic: a fatal error or SIGQUIT prints it first when RINGO_DEBUG sets schedtrace or scheddetail. */
+void rg_schedtrace_dying(struct rg_sched *s);
+
+/*
  * Called by sysmon right before it sleeps for sleep_ns: fires the probes and
  * prints the trace when due; returns the sleep, shortened to the next due time.
  */

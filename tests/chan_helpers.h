@@ -105,10 +105,17 @@ static inline size_t rt_chan_queued(rg_chan *c, int dir)
 static inline bool rt_chan_await(rg_chan *c, int dir, size_t n, atomic_int *stop)
 {
 	uint64_t deadline = rt_now_ns() + RT_AWAIT_NS;
+	size_t have;
 
-	while (rt_chan_waiters(c, dir) < n) {
-		if ((stop && atomic_load(stop)) || rt_now_ns() > deadline)
+	while ((have = rt_chan_waiters(c, dir)) < n) {
+		bool stopped = stop && atomic_load(stop);
+		if (stopped || rt_now_ns() > deadline) {
+			char why[128];
+			snprintf(why, sizeof(why), "rt_chan_await: %zu of %zu waiters, %s", have, n,
+				 stopped ? "and one that should wait returned" : "time is up");
+			rt_sched_report(why);
 			return false;
+		}
 		rg_yield();
 	}
 	return true;

@@ -2,6 +2,7 @@
 /*
  * Shared helpers for ringo's kselftest programs: sanitizer detection, clocks,
  * busy work, RSS, and running code in a forked child whose stderr is captured.
+ * Including it also arms the hang watchdog (rg_watchdog.h).
  */
 #ifndef RG_TEST_H
 #define RG_TEST_H
@@ -19,6 +20,7 @@
 #include <unistd.h>
 
 #include "kselftest_harness.h"
+#include "rg_watchdog.h"
 #include "ringo.h"
 
 /* The 6.1 harness ends ASSERT_*() in a for loop, so "ASSERT_EQ(a, b);" has an empty body. */
