@@ -32,6 +32,7 @@
 #include <sys/prctl.h>
 #include <sys/stat.h>
 
+#include "rg_await.h"
 #include "rg_test.h"
 #include "runtime.h"
 #include "chan.h"
@@ -77,10 +78,10 @@ static bool ready_and_wait_go(void)
 /* Both Ps run our never-yielding goroutines, no M spins, every other M is idle. */
 static bool settled(struct rg_sched *s)
 {
-	rg_lock(&s->lock);
+	RT_LOCK(&s->lock);
 	bool ok = atomic_load(&s->npidle) == 0 && atomic_load(&s->nmspinning) == 0 &&
 		  s->nmidle == s->mcount - atomic_load(&s->gomaxprocs);
-	rg_unlock(&s->lock);
+	RT_UNLOCK(&s->lock);
 	return ok;
 }
 
@@ -90,12 +91,12 @@ static void print_state(void)
 	struct rg_sched *s = rg_sched_current();
 	int32_t n = atomic_load(&s->gomaxprocs);
 
-	rg_lock(&s->lock);
+	RT_LOCK(&s->lock);
 	printf("STATE gomaxprocs=%d idleprocs=%d threads=%d spinningthreads=%d idlethreads=%d "
 	       "runqueue=%d [",
 	       n, atomic_load(&s->npidle), s->mcount + 1, atomic_load(&s->nmspinning), s->nmidle,
 	       atomic_load(&s->runqsize));
-	rg_unlock(&s->lock);
+	RT_UNLOCK(&s->lock);
 	for (int32_t i = 0; i < n; i++)
 		printf("%s%u", i ? " " : "",
 		       atomic_load(&s->allp[i]->runqtail) - atomic_load(&s->allp[i]->runqhead));

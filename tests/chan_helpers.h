@@ -13,6 +13,7 @@
 #include <stdarg.h>
 
 #include "chan.h"
+#include "rg_await.h"
 #include "rg_test.h"
 
 /* ------------------------------------------------------------------------ */
@@ -69,14 +70,14 @@ static inline size_t rt_chan_waiters(rg_chan *c, int dir)
 	struct rg_waitq *q = dir == RG_CASE_SEND ? &c->sendq : &c->recvq;
 	size_t n = 0;
 
-	rg_spin_lock(&c->lock);
+	RT_LOCK(&c->lock);
 	for (struct rg_sudog *sg = atomic_load_explicit(&q->first, memory_order_relaxed); sg;
 	     sg = sg->next) {
 		if (!sg->is_select ||
 		    !atomic_load_explicit(&sg->g->select_done, memory_order_relaxed))
 			n++;
 	}
-	rg_spin_unlock(&c->lock);
+	RT_UNLOCK(&c->lock);
 	return n;
 }
 
@@ -86,11 +87,11 @@ static inline size_t rt_chan_queued(rg_chan *c, int dir)
 	struct rg_waitq *q = dir == RG_CASE_SEND ? &c->sendq : &c->recvq;
 	size_t n = 0;
 
-	rg_spin_lock(&c->lock);
+	RT_LOCK(&c->lock);
 	for (struct rg_sudog *sg = atomic_load_explicit(&q->first, memory_order_relaxed); sg;
 	     sg = sg->next)
 		n++;
-	rg_spin_unlock(&c->lock);
+	RT_UNLOCK(&c->lock);
 	return n;
 }
 

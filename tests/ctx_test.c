@@ -71,10 +71,10 @@ static int timers_for(const void *arg)
 
 	for (int32_t i = 0; i < n; i++) {
 		struct rg_p *p = s->allp[i];
-		rg_spin_lock(&p->timers_lock);
+		RT_LOCK(&p->timers_lock);
 		for (int32_t j = 0; j < p->ntimers; j++)
 			found += p->timers[j].t->arg == arg;
-		rg_spin_unlock(&p->timers_lock);
+		RT_UNLOCK(&p->timers_lock);
 	}
 	return found;
 }

@@ -670,19 +670,14 @@ static struct {
 	pthread_t thread;
 } sc;
 
-/* The scheduler's lock, whichever kind it is. */
-#define SCHED_LOCK(l) _Generic((l), struct rg_lock *: rg_lock, struct rg_spinlock *: rg_spin_lock)(l)
-#define SCHED_UNLOCK(l)                                                                          \
-	_Generic((l), struct rg_lock *: rg_unlock, struct rg_spinlock *: rg_spin_unlock)(l)
-
 /* Every M idle except `busy` of them (white-box: the scheduler's own counts). */
 static bool ms_idle_but(struct rg_sched *s, int busy)
 {
 	bool r;
 
-	SCHED_LOCK(&s->lock);
+	RT_LOCK(&s->lock);
 	r = s->nmidle == s->mcount - busy;
-	SCHED_UNLOCK(&s->lock);
+	RT_UNLOCK(&s->lock);
 	return r;
 }
 

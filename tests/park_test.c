@@ -4,6 +4,7 @@
  * commit callback, rg_park_unlock, rg_ready, and the wake-before-park race
  * that every blocking primitive built on them has to get right.
  */
+#include "rg_await.h"
 #include "rg_test.h"
 #include "runtime.h"
 
@@ -62,28 +63,29 @@ struct event {
 
 static void event_wait(struct event *e)
 {
-	rg_lock(&e->l);
+	RT_LOCK(&e->l);
 	if (e->token) {
 		e->token = false;
 		e->early++;
-		rg_unlock(&e->l);
+		RT_UNLOCK(&e->l);
 		return;
 	}
 	e->waiter = rg_getg();
 	e->parked++;
-	rg_park_unlock(&e->l, WAIT_PARK_TEST, e);
+	rg_park_unlock(&e->l, WAIT_PARK_TEST, e); /* the commit unlocks, on the other side */
+	rg_preempt_enable();
 }
 
 static void event_signal(struct event *e)
 {
 	struct rg_g *g;
 
-	rg_lock(&e->l);
+	RT_LOCK(&e->l);
 	g = e->waiter;
 	e->waiter = NULL;
 	if (!g)
 		e->token = true;
-	rg_unlock(&e->l);
+	RT_UNLOCK(&e->l);
 	if (g)
 		rg_ready(g);
 }

@@ -789,10 +789,10 @@ static bool at_rest(struct rg_sched *s)
 	    atomic_load(&s->npidle) != atomic_load(&s->gomaxprocs))
 		return false;
 	struct rg_poller *pl = atomic_load(&s->poller);
-	rg_lock(&s->lock);
+	RT_LOCK(&s->lock);
 	rest = s->nmidle == s->mcount ||
 	       (s->nmidle == s->mcount - 1 && pl && atomic_load(&pl->blocked));
-	rg_unlock(&s->lock);
+	RT_UNLOCK(&s->lock);
 	return rest;
 }
 
