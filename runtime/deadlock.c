@@ -18,6 +18,7 @@
 #include "fatal.h"
 #include "runq.h"
 #include "runtime.h"
+#include "schedstats.h"
 
 void rg_checkdead(struct rg_sched *s)
 {
@@ -53,10 +54,13 @@ void rg_checkdead(struct rg_sched *s)
 	if (waiting == 0)
 		return; /* nothing alive: main is on its way out */
 
+	/* As Go: unlocked, so that RINGO_DEBUG's schedtrace can take the lock; we never return. */
+	rg_unlock(&s->lock);
 	static const char msg[] = "ringo: fatal: all goroutines are asleep - deadlock!\n";
 	if (write(STDERR_FILENO, msg, sizeof(msg) - 1) < 0) {
 		/* stderr is gone; exit with the status anyway */
 	}
+	rg_schedtrace_dying(s);
 	rg_dump_goroutines(s, NULL);
 	_exit(2);
 }

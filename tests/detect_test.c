@@ -326,7 +326,8 @@ static void dl_late(void *arg)
 struct run_case {
 	void (*main_fn)(void *);
 	int procs;
-	bool detect_off; /* RINGO_DEADLOCK=0 */
+	bool detect_off;   /* RINGO_DEADLOCK=0 */
+	const char *debug; /* RINGO_DEBUG, if set */
 };
 
 static void run_child(void *arg)
@@ -338,6 +339,10 @@ static void run_child(void *arg)
 		setenv("RINGO_DEADLOCK", "0", 1);
 	else
 		unsetenv("RINGO_DEADLOCK");
+	if (rc->debug)
+		setenv("RINGO_DEBUG", rc->debug, 1);
+	else
+		unsetenv("RINGO_DEBUG");
 	rg_maxprocs(rc->procs);
 	err = rg_run(rc->main_fn, NULL);
 	if (err) {
@@ -355,7 +360,7 @@ struct dl_expect {
 static void expect_deadlock(struct __test_metadata *_metadata, void (*main_fn)(void *), int procs,
 			    const struct dl_expect *e)
 {
-	struct run_case rc = {main_fn, procs, false};
+	struct run_case rc = {main_fn, procs, false, NULL};
 	struct rt_child *c = malloc(sizeof(*c));
 	char st[80];
 
@@ -387,6 +392,37 @@ TEST(deadlock_chan_receive)
 
 	FOR_PROCS(procs)
 		expect_deadlock(_metadata, dl_chan_recv, procs, &e);
+}
+
+/*
+ * As Go's startpanic under GODEBUG=scheddetail=1: the scheduler's detailed
+ * lines come between the fatal line and the goroutine dump (the detector
+ * unlocks the scheduler first, as Go's checkdead does, or they would hang).
+ */
+TEST(deadlock_with_scheddetail_prints_the_scheduler_first)
+{
+	struct run_case rc = {dl_chan_recv, 2, false, "scheddetail=1"};
+	struct rt_child *c = malloc(sizeof(*c));
+	char st[80];
+
+	ASSERT_NE(NULL, c);
+	ASSERT_EQ(0, rt_run_child(run_child, &rc, c));
+	EXPECT_TRUE(WIFEXITED(c->status) && WEXITSTATUS(c->status) == 2)
+		TH_LOG("child %s, stderr:\n%s", rt_status_str(c->status, st, sizeof(st)), c->out);
+	EXPECT_EQ(0, strncmp(c->out, deadlock_msg, strlen(deadlock_msg)))
+		TH_LOG("stderr does not start with the deadlock message:\n%s", c->out);
+	const char *sched = strstr(c->out, "\nSCHED ");
+	const char *dump = strstr(c->out, "\ngoroutine 1 [chan receive]:\n");
+	EXPECT_TRUE(sched && dump && sched < dump) TH_LOG("no SCHED line before the dump:\n%s", c->out);
+	static const char *const want[] = {
+		"gomaxprocs=2 idleprocs=2 ", " runqueue=0 gcwaiting=0 ", "\n  P0: status=0 ",
+		"\n  P1: status=0 ", "\n  G1: status=4(chan receive) m=-1 lockedm=-1\n"};
+	for (size_t i = 0; i < sizeof(want) / sizeof(want[0]); i++) {
+		EXPECT_NE(NULL, strstr(c->out, want[i]))
+			TH_LOG("no \"%s\" in:\n%s", want[i], c->out);
+	}
+	EXPECT_EQ(NULL, strstr(c->out, "lock stayed held")) TH_LOG("%s", c->out);
+	free(c);
 }
 
 TEST(deadlock_chan_send)
@@ -492,7 +528,7 @@ TEST(deadlock_when_the_last_busy_goroutine_blocks)
 static void expect_clean_exit(struct __test_metadata *_metadata, void (*main_fn)(void *),
 			      int procs, bool detect_off)
 {
-	struct run_case rc = {main_fn, procs, detect_off};
+	struct run_case rc = {main_fn, procs, detect_off, NULL};
 	struct rt_child *c = malloc(sizeof(*c));
 	char st[80];
 
