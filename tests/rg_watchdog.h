@@ -3,7 +3,7 @@
  * A hung test's evidence. At a test's timeout the harness kills its process
  * group with SIGKILL, which leaves nothing to read, and a hang seen once in
  * many CI runs stays a mystery. So every test child gets a watchdog thread:
- * if the test still runs shortly before its timeout, the watchdog prints the
+ * if the test still runs 3 s before its timeout, the watchdog prints the
  * scheduler's state (schedtrace's detailed lines) and every goroutine's
  * stack, and ends the test as failed. It only waits on a clock: it
  * synchronises nothing, and a test that ends in time never hears from it.
@@ -117,7 +117,8 @@ static void rt_watchdog_forked(void)
 		return;
 	rt_watchdog.name = t->name;
 	rt_watchdog.timeout = t->timeout;
-	rt_watchdog.margin = t->timeout >= 20 ? 5 : t->timeout / 4;
+	/* Enough to print the counts and schedtrace; a long dump may be cut short. */
+	rt_watchdog.margin = t->timeout >= 20 ? 3 : t->timeout / 4;
 	/* It must never take a signal meant for the test. */
 	sigfillset(&all);
 	pthread_sigmask(SIG_SETMASK, &all, &old);
