@@ -54,13 +54,17 @@ void rg_checkdead(struct rg_sched *s)
 	if (waiting == 0)
 		return; /* nothing alive: main is on its way out */
 
-	/* As Go: unlocked, so that RINGO_DEBUG's schedtrace can take the lock; we never return. */
-	rg_unlock(&s->lock);
+	/*
+	 * Go unlocks the scheduler here so that its schedtrace can take the
+	 * lock. ringo keeps it, and the trace reads under the lock we hold: a
+	 * plain thread's wake-up that the lock held off would otherwise show in
+	 * the dump as a runnable goroutine, after all were found asleep.
+	 */
 	static const char msg[] = "ringo: fatal: all goroutines are asleep - deadlock!\n";
 	if (write(STDERR_FILENO, msg, sizeof(msg) - 1) < 0) {
 		/* stderr is gone; exit with the status anyway */
 	}
-	rg_schedtrace_dying(s);
+	rg_schedtrace_dying(s, true);
 	rg_dump_goroutines(s, NULL);
 	_exit(2);
 }

@@ -249,7 +249,7 @@ void rg_fatal(const char *fmt, ...)
 	if (n > 0)
 		out(buf, (size_t)n < sizeof(buf) ? (size_t)n : sizeof(buf) - 1);
 	out("\n", 1);
-	rg_schedtrace_dying(rg_sched_current());
+	rg_schedtrace_dying(rg_sched_current(), false);
 	dump_all();
 	abort();
 }
@@ -313,7 +313,7 @@ static void *quit_thread(void *arg)
 		wait_for_death();
 	outf("SIGQUIT: quit\n");
 	struct dump_req r = {.s = rg_sched_current()};
-	rg_schedtrace_dying(r.s);
+	rg_schedtrace_dying(r.s, false);
 	dump_req_run(&r);
 	_exit(2);
 }

@@ -104,15 +104,24 @@ static bool m_is_idle(struct rg_sched *s, struct rg_m *m)
 	return m->locked_sleeping;
 }
 
-/*
- * Take l; while dying, only if it comes free soon: the thread that is
- * dying may hold it itself, or its holder may be the one that hangs.
- */
-static bool lock_or_give_up(struct rg_lock *l, bool dying)
+/* How a snapshot gets the scheduler's lock. */
+enum take_lock {
+	TAKE_WAIT, /* sysmon's periodic snapshot */
+	TAKE_TRY,  /* dying or hung: its holder may be what hangs, or this very thread */
+	TAKE_HELD, /* the caller holds it (the deadlock report) */
+};
+
+/* Take l as `how` says; TAKE_TRY gives up after about a thousand yields. */
+static bool lock_for(struct rg_lock *l, enum take_lock how)
 {
-	if (!dying) {
+	switch (how) {
+	case TAKE_WAIT:
 		rg_lock(l);
 		return true;
+	case TAKE_HELD:
+		return true;
+	case TAKE_TRY:
+		break;
 	}
 	for (int i = 0; i < 1000; i++) {
 		if (rg_trylock(l))
@@ -124,20 +133,20 @@ static bool lock_or_give_up(struct rg_lock *l, bool dying)
 
 /*
  * Fill sn; the arrays are malloc'ed (NULL when not wanted or out of memory).
- * While dying, a part whose lock stays held is left out (sn->unlocked).
+ * With TAKE_TRY, a part whose lock stays held is left out (sn->unlocked).
  */
-static void take(struct rg_sched *s, struct snap *sn, bool want_m, bool want_g, bool dying)
+static void take(struct rg_sched *s, struct snap *sn, bool want_m, bool want_g, enum take_lock how)
 {
 	memset(sn, 0, sizeof(*sn));
 	int32_t n = atomic_load_explicit(&s->gomaxprocs, memory_order_acquire);
 	sn->p = calloc(n > 0 ? n : 1, sizeof(*sn->p));
+	sn->gomaxprocs = n;
 
-	if (!lock_or_give_up(&s->lock, dying)) {
+	if (!lock_for(&s->lock, how)) {
 		sn->unlocked = true;
 		want_m = want_g = false;
 		goto ps;
 	}
-	sn->gomaxprocs = n;
 	sn->idleprocs = atomic_load_explicit(&s->npidle, memory_order_relaxed);
 	sn->threads = s->mcount + 1; /* and sysmon, which Go's mcount() counts as an M */
 	sn->spinning = atomic_load_explicit(&s->nmspinning, memory_order_relaxed);
@@ -168,7 +177,8 @@ static void take(struct rg_sched *s, struct snap *sn, bool want_m, bool want_g, 
 			.blocked = m_is_idle(s, m),
 		};
 	}
-	rg_unlock(&s->lock);
+	if (how != TAKE_HELD)
+		rg_unlock(&s->lock);
 ps:
 	for (int32_t i = 0; sn->p && i < n; i++) {
 		struct rg_p *p = s->allp[i];
@@ -187,7 +197,7 @@ ps:
 
 	if (!want_g)
 		return;
-	if (!lock_or_give_up(&s->allg_lock, dying)) {
+	if (!lock_for(&s->allg_lock, how == TAKE_WAIT ? TAKE_WAIT : TAKE_TRY)) {
 		sn->unlocked = true;
 		return;
 	}
@@ -328,7 +338,7 @@ int64_t rg_schedstats_tick(struct rg_sched *s, int64_t sleep_ns)
 		bool with_g = do_probe && ringo_sched_g_semaphore &&
 			      nsnap % RINGO_SCHEDSTATS_G_EVERY == 0;
 		take(s, &sn, (do_probe && ringo_sched_m_semaphore) || (do_print && detail),
-		     with_g || (do_print && detail), false);
+		     with_g || (do_print && detail), TAKE_WAIT);
 		if (do_probe) {
 			fire(&sn, with_g);
 			nsnap++;
@@ -349,16 +359,21 @@ int64_t rg_schedstats_tick(struct rg_sched *s, int64_t sleep_ns)
 	return sleep_ns > 0 ? sleep_ns : 1;
 }
 
-void rg_schedtrace_now(struct rg_sched *s)
+static void trace_now(struct rg_sched *s, enum take_lock how)
 {
 	struct snap sn;
 
-	take(s, &sn, true, true, true);
+	take(s, &sn, true, true, how);
 	print_trace(s, &sn, rg_nanotime(), true);
 	release(&sn);
 }
 
-void rg_schedtrace_dying(struct rg_sched *s)
+void rg_schedtrace_now(struct rg_sched *s)
+{
+	trace_now(s, TAKE_TRY);
+}
+
+void rg_schedtrace_dying(struct rg_sched *s, bool have_sched_lock)
 {
 	if (!s)
 		return;
@@ -366,5 +381,5 @@ void rg_schedtrace_dying(struct rg_sched *s)
 		parse_debug();
 	if (__atomic_load_n(&rg_schedtrace_ns, __ATOMIC_RELAXED) > 0 ||
 	    __atomic_load_n(&scheddetail, __ATOMIC_RELAXED))
-		rg_schedtrace_now(s);
+		trace_now(s, have_sched_lock ? TAKE_HELD : TAKE_TRY);
 }

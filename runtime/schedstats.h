@@ -7,6 +7,7 @@
 #ifndef RINGO_SCHEDSTATS_H
 #define RINGO_SCHEDSTATS_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 struct rg_sched;
@@ -25,8 +26,12 @@ int64_t rg_schedstats_tick(struct rg_sched *s, int64_t sleep_ns);
  */
 void rg_schedtrace_now(struct rg_sched *s);
 
-/* Go's startpanic: a fatal error or SIGQUIT prints it first when RINGO_DEBUG sets schedtrace or scheddetail. */
-void rg_schedtrace_dying(struct rg_sched *s);
+/*
+ * Go's startpanic: a fatal error, the deadlock report or SIGQUIT prints it
+ * first when RINGO_DEBUG sets schedtrace or scheddetail. have_sched_lock:
+ * the caller holds s->lock (the deadlock detector).
+ */
+void rg_schedtrace_dying(struct rg_sched *s, bool have_sched_lock);
 
 /*
  * Called by sysmon right before it sleeps for sleep_ns: fires the probes and

@@ -396,8 +396,9 @@ TEST(deadlock_chan_receive)
 
 /*
  * As Go's startpanic under GODEBUG=scheddetail=1: the scheduler's detailed
- * lines come between the fatal line and the goroutine dump (the detector
- * unlocks the scheduler first, as Go's checkdead does, or they would hang).
+ * lines come between the fatal line and the goroutine dump, read under the
+ * scheduler lock the detector holds (had they tried to take it, they would
+ * hang, or print that a lock stayed held).
  */
 TEST(deadlock_with_scheddetail_prints_the_scheduler_first)
 {
