@@ -29,6 +29,7 @@
 #include "../bpf/ringo_events.h"
 
 int64_t rg_schedtrace_ns = -1;
+_Atomic bool rg_schedtrace_forced;
 static int scheddetail;
 
 /* The codes the probes carry are the runtime's own. */
@@ -379,7 +380,8 @@ void rg_schedtrace_dying(struct rg_sched *s, bool have_sched_lock)
 		return;
 	if (__atomic_load_n(&rg_schedtrace_ns, __ATOMIC_RELAXED) < 0)
 		parse_debug();
-	if (__atomic_load_n(&rg_schedtrace_ns, __ATOMIC_RELAXED) > 0 ||
+	if (atomic_load_explicit(&rg_schedtrace_forced, memory_order_relaxed) ||
+	    __atomic_load_n(&rg_schedtrace_ns, __ATOMIC_RELAXED) > 0 ||
 	    __atomic_load_n(&scheddetail, __ATOMIC_RELAXED))
 		trace_now(s, have_sched_lock ? TAKE_HELD : TAKE_TRY);
 }

@@ -7,6 +7,7 @@
 #ifndef RINGO_SCHEDSTATS_H
 #define RINGO_SCHEDSTATS_H
 
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -28,9 +29,11 @@ void rg_schedtrace_now(struct rg_sched *s);
 
 /*
  * Go's startpanic: a fatal error, the deadlock report or SIGQUIT prints it
- * first when RINGO_DEBUG sets schedtrace or scheddetail. have_sched_lock:
- * the caller holds s->lock (the deadlock detector).
+ * first when RINGO_DEBUG sets schedtrace or scheddetail, or when
+ * rg_schedtrace_forced is set (by the tests' watchdog, before its SIGQUIT).
+ * have_sched_lock: the caller holds s->lock (the deadlock detector).
  */
+extern _Atomic bool rg_schedtrace_forced;
 void rg_schedtrace_dying(struct rg_sched *s, bool have_sched_lock);
 
 /*

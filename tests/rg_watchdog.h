@@ -2,22 +2,32 @@
 /*
  * A hung test's evidence. At a test's timeout the harness kills its process
  * group with SIGKILL, which leaves nothing to read, and a hang seen once in
- * many CI runs stays a mystery. So every test child gets a watchdog thread:
- * if the test still runs 3 s before its timeout, the watchdog prints the
- * scheduler's state (schedtrace's detailed lines) and every goroutine's
- * stack, and ends the test as failed. It only waits on a clock: it
- * synchronises nothing, and a test that ends in time never hears from it.
+ * many CI runs stays a mystery. So each test child the harness forks arms a
+ * watchdog: 3 s before the timeout it sends SIGQUIT to the test's processes,
+ * so that those running ringo print schedtrace's detailed lines and every
+ * goroutine's stack and exit 2 (ringo's SIGQUIT dump; the lines are forced on
+ * in the test child itself), and 2 s later, SIGKILL to whatever is left (a
+ * child the test forked may be stuck where no dump can run). A test that ends
+ * in time never hears from it.
  *
- * It starts from a fork handler, in each child the harness forks for a
- * test (not in the children tests fork themselves). The harness runs its
- * tests in list order and records each child's pid in the test's metadata
- * after the fork, so the test being forked is the first whose pid is still
- * 0 (no test here has variants, which would run a test more than once).
+ * The watchdog is a POSIX timer whose signal handler only sends signals: a
+ * thread would make the test child multithreaded, and a child it forks could
+ * then inherit a lock that thread held (under ASan, its allocator's lock:
+ * seen in CI), or be killed by TSan for starting threads after such a fork.
+ * Timers are not inherited across fork, so the test's own children have none.
+ *
+ * It is armed from a fork handler, in each child the harness forks for a
+ * test. The harness runs its tests in list order and records each child's
+ * pid in the test's metadata after the fork, so the test being forked is the
+ * first whose pid is still 0 (no test here has variants, which would run a
+ * test more than once).
  */
 #ifndef RG_WATCHDOG_H
 #define RG_WATCHDOG_H
 
 #include <pthread.h>
+#include <signal.h>
+#include <time.h>
 
 #include "kselftest_harness.h"
 #include "runtime.h"
@@ -25,12 +35,80 @@
 
 static struct {
 	pid_t harness;
-	const char *name;
-	int timeout, margin; /* seconds */
+	timer_t timer;
+	_Atomic int stage;
+	char line[192]; /* what it says when it fires, written ahead */
+	size_t len;
 } rt_watchdog;
 
-/* One line of counts first: a dump of thousands of goroutines is long. */
-static void rt_watchdog_count(struct rg_sched *s)
+static void rt_watchdog_fire(int sig, siginfo_t *si, void *uc)
+{
+	struct itimerspec again = {.it_value = {.tv_sec = 2}};
+	struct sigaction sa;
+
+	(void)sig;
+	(void)uc;
+	if (si->si_code != SI_TIMER)
+		return;
+	if (atomic_fetch_add(&rt_watchdog.stage, 1) > 0) {
+		kill(0, SIGKILL);
+		return;
+	}
+	if (write(STDERR_FILENO, rt_watchdog.line, rt_watchdog.len) < 0) {
+		/* stderr is gone: the signals still go */
+	}
+	/* Not running ringo (its dump took SIGQUIT over), this process outlives
+	 * the SIGQUIT to send the SIGKILL. */
+	if (sigaction(SIGQUIT, NULL, &sa) == 0 && sa.sa_handler == SIG_DFL)
+		signal(SIGQUIT, SIG_IGN);
+	atomic_store(&rg_schedtrace_forced, true);
+	kill(0, SIGQUIT);
+	timer_settime(rt_watchdog.timer, 0, &again, NULL);
+}
+
+static void rt_watchdog_forked(void)
+{
+	struct __test_metadata *t = NULL;
+	struct sigevent ev = {.sigev_notify = SIGEV_SIGNAL, .sigev_signo = SIGRTMAX};
+	struct sigaction sa = {.sa_sigaction = rt_watchdog_fire,
+			       .sa_flags = SA_SIGINFO | SA_RESTART};
+	struct itimerspec when;
+	int margin;
+
+	if (getppid() != rt_watchdog.harness)
+		return;
+	for (struct __fixture_metadata *f = __fixture_list; f && !t; f = f->next)
+		for (struct __test_metadata *x = f->tests; x && !t; x = x->next)
+			if (x->pid == 0)
+				t = x;
+	if (!t || t->timeout <= 0)
+		return;
+	margin = t->timeout >= 20 ? 3 : t->timeout / 4;
+	memset(&when, 0, sizeof(when));
+	when.it_value.tv_sec = t->timeout - margin;
+	int n = snprintf(rt_watchdog.line, sizeof(rt_watchdog.line),
+			 "# watchdog: %s has run %d of its %d s: SIGQUIT for the dumps, then "
+			 "SIGKILL\n",
+			 t->name, t->timeout - margin, t->timeout);
+	rt_watchdog.len = n < 0 ? 0 : strnlen(rt_watchdog.line, sizeof(rt_watchdog.line));
+	sigfillset(&sa.sa_mask);
+	if (sigaction(SIGRTMAX, &sa, NULL) ||
+	    timer_create(CLOCK_MONOTONIC, &ev, &rt_watchdog.timer) ||
+	    timer_settime(rt_watchdog.timer, 0, &when, NULL))
+		fprintf(stderr, "# watchdog: not armed (%s): a hang would leave no dump\n",
+			strerror(errno));
+}
+
+static void __attribute__((constructor)) rt_watchdog_init(void)
+{
+	rt_watchdog.harness = getpid();
+	pthread_atfork(NULL, NULL, rt_watchdog_forked);
+}
+
+/* ---- a test's own report, from a goroutine that gave up waiting ---- */
+
+/* The goroutines' counts by state: a dump of thousands of goroutines is long. */
+static void rt_sched_count(struct rg_sched *s)
 {
 	long waiting[WAIT_REASON_COUNT] = {0}, runnable = 0, running = 0, syscall = 0;
 	int tries = 0;
@@ -59,8 +137,8 @@ static void rt_watchdog_count(struct rg_sched *s)
 		}
 	}
 	rg_unlock(&s->allg_lock);
-	fprintf(stderr, "# goroutines: runnable=%ld running=%ld syscall=%ld", runnable,
-		running, syscall);
+	fprintf(stderr, "# goroutines: runnable=%ld running=%ld syscall=%ld", runnable, running,
+		syscall);
 	for (int r = 0; r < WAIT_REASON_COUNT; r++)
 		if (waiting[r])
 			fprintf(stderr, " [%s]=%ld", rg_wait_reason_string((enum rg_wait_reason)r),
@@ -68,72 +146,16 @@ static void rt_watchdog_count(struct rg_sched *s)
 	fprintf(stderr, "\n");
 }
 
-/* The counts and schedtrace's detailed lines, after a line saying why. */
+/* A line saying why, the counts, and schedtrace's detailed lines. */
 static inline void rt_sched_report(const char *why)
 {
 	struct rg_sched *s = rg_sched_current();
 
 	fprintf(stderr, "# %s\n", why);
 	if (s) {
-		rt_watchdog_count(s);
+		rt_sched_count(s);
 		rg_schedtrace_now(s);
 	}
-}
-
-static void *rt_watchdog_main(void *arg)
-{
-	struct timespec until;
-
-	(void)arg;
-	clock_gettime(CLOCK_MONOTONIC, &until);
-	until.tv_sec += rt_watchdog.timeout - rt_watchdog.margin;
-	while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &until, NULL) == EINTR)
-		;
-	char why[256];
-	snprintf(why, sizeof(why),
-		 "watchdog: %s has run %d of its %d s: the scheduler and every goroutine follow",
-		 rt_watchdog.name, rt_watchdog.timeout - rt_watchdog.margin, rt_watchdog.timeout);
-	rt_sched_report(why);
-	struct rg_sched *s = rg_sched_current();
-	if (s)
-		rg_dump_goroutines(s, NULL);
-	_exit(KSFT_FAIL);
-}
-
-static void rt_watchdog_forked(void)
-{
-	struct __test_metadata *t = NULL;
-	pthread_attr_t attr;
-	pthread_t thread;
-	sigset_t all, old;
-
-	if (getppid() != rt_watchdog.harness)
-		return;
-	for (struct __fixture_metadata *f = __fixture_list; f && !t; f = f->next)
-		for (struct __test_metadata *x = f->tests; x && !t; x = x->next)
-			if (x->pid == 0)
-				t = x;
-	if (!t || t->timeout <= 0)
-		return;
-	rt_watchdog.name = t->name;
-	rt_watchdog.timeout = t->timeout;
-	/* Enough to print the counts and schedtrace; a long dump may be cut short. */
-	rt_watchdog.margin = t->timeout >= 20 ? 3 : t->timeout / 4;
-	/* It must never take a signal meant for the test. */
-	sigfillset(&all);
-	pthread_sigmask(SIG_SETMASK, &all, &old);
-	pthread_attr_init(&attr);
-	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-	if (pthread_create(&thread, &attr, rt_watchdog_main, NULL) != 0)
-		fprintf(stderr, "# watchdog: not started: a hang would leave no dump\n");
-	pthread_attr_destroy(&attr);
-	pthread_sigmask(SIG_SETMASK, &old, NULL);
-}
-
-static void __attribute__((constructor)) rt_watchdog_init(void)
-{
-	rt_watchdog.harness = getpid();
-	pthread_atfork(NULL, NULL, rt_watchdog_forked);
 }
 
 #endif /* RG_WATCHDOG_H */
