@@ -934,8 +934,13 @@ static void lt_other(void *arg)
 	while (!atomic_load(&lt.stop)) {
 		for (volatile int i = 0; i < 20000; i++)
 			;
+		/* Both reads at one instant: preempted between them, this goroutine
+		 * could move onto the thread after its unlock (seen once under ASan). */
+		rg_preempt_disable();
 		pid_t t = atomic_load(&lt.locked_tid);
-		if (t && rt_gettid() == t)
+		bool on_locked = t && rt_gettid() == t;
+		rg_preempt_enable();
+		if (on_locked)
 			atomic_fetch_add(&lt.foreign_on_locked, 1); /* ran on the locked thread */
 		atomic_fetch_add(&lt.others_ran, 1);
 	}
