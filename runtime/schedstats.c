@@ -72,22 +72,21 @@ static __thread struct rg_sched *cur_sched;
 static __thread int64_t next_probe, next_print;
 static __thread uint64_t nsnap;
 
+/* No allocation: a dying thread may be the first to ask (rg_schedtrace_dying). */
 static void parse_debug(void)
 {
 	const char *e = getenv("RINGO_DEBUG");
 	int64_t ns = 0;
 
-	if (e && *e) {
-		char *copy = strdup(e), *save = NULL;
-		for (char *tok = copy ? strtok_r(copy, ",", &save) : NULL; tok;
-		     tok = strtok_r(NULL, ",", &save)) {
-			if (strncmp(tok, "schedtrace=", 11) == 0)
-				ns = strtoll(tok + 11, NULL, 10) * 1000000LL;
-			else if (strncmp(tok, "scheddetail=", 12) == 0)
-				__atomic_store_n(&scheddetail, atoi(tok + 12) > 0,
-						 __ATOMIC_RELAXED);
-		}
-		free(copy);
+	for (const char *tok = e; tok && *tok;) {
+		/* strtoll and atoi stop at the ',' that ends a token. */
+		if (strncmp(tok, "schedtrace=", 11) == 0)
+			ns = strtoll(tok + 11, NULL, 10) * 1000000LL;
+		else if (strncmp(tok, "scheddetail=", 12) == 0)
+			__atomic_store_n(&scheddetail, atoi(tok + 12) > 0, __ATOMIC_RELAXED);
+		tok = strchr(tok, ',');
+		if (tok)
+			tok++;
 	}
 	__atomic_store_n(&rg_schedtrace_ns, ns > 0 ? ns : 0, __ATOMIC_RELAXED);
 }
