@@ -414,10 +414,11 @@ TEST(deadlock_with_scheddetail_prints_the_scheduler_first)
 		TH_LOG("stderr does not start with the deadlock message:\n%s", c->out);
 	const char *sched = strstr(c->out, "\nSCHED ");
 	const char *dump = strstr(c->out, "\ngoroutine 1 [chan receive]:\n");
-	EXPECT_TRUE(sched && dump && sched < dump) TH_LOG("no SCHED line before the dump:\n%s", c->out);
-	static const char *const want[] = {
-		"gomaxprocs=2 idleprocs=2 ", " runqueue=0 gcwaiting=0 ", "\n  P0: status=0 ",
-		"\n  P1: status=0 ", "\n  G1: status=4(chan receive) m=-1 lockedm=-1\n"};
+	EXPECT_TRUE(sched && dump && sched < dump)
+		TH_LOG("no SCHED line before the dump:\n%s", c->out);
+	static const char *const want[] = {"gomaxprocs=2 idleprocs=2 ", " runqueue=0 gcwaiting=0 ",
+					   "\n  P0: status=0 ", "\n  P1: status=0 ",
+					   "\n  G1: status=4(chan receive) m=-1 lockedm=-1\n"};
 	for (size_t i = 0; i < sizeof(want) / sizeof(want[0]); i++) {
 		EXPECT_NE(NULL, strstr(c->out, want[i]))
 			TH_LOG("no \"%s\" in:\n%s", want[i], c->out);
