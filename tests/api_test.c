@@ -302,9 +302,15 @@ TEST(run_abandons_goroutines)
 
 	ASSERT_EQ(0, rg_run(abandon_main2, NULL));
 	EXPECT_EQ(1, ab.run2_ran);
-	/* The second run starts empty and never resumes the first run's goroutines. */
+	/*
+	 * The second run starts empty and never resumes the first run's
+	 * goroutines. A spinner still on its M when the first run returned
+	 * finishes the iteration in flight, at most one more count each (its
+	 * next yield ends that M; seen once in a loaded loop), where a resumed
+	 * one would count on every yield of ours.
+	 */
 	EXPECT_EQ(1, ab.live_run2);
-	EXPECT_EQ(ab.spins_run2_start, ab.spins_run2_end);
+	EXPECT_LE(ab.spins_run2_end - ab.spins_run2_start, ABANDON_SPINNERS);
 }
 
 /* ------------------------------------------------------------------------ */
