@@ -25,9 +25,10 @@
  * stops the runtime's text, but a test's text is the program's: a goroutine
  * preempted while it held a runtime lock would stall everyone who needs that
  * lock, and goroutines waiting for a spinlock (a channel's, a P's timers')
- * keep their Ms and Ps while they spin, so the holder may never run again (a
- * deadlock seen once in ~150 loaded runs of close_wakes_every_waiter). So
- * tests hold such locks with preemption disabled, as the runtime does.
+ * keep their Ms and Ps while they spin, so the holder may never run again
+ * (close_wakes_every_waiter hung so once in CI and twice in ~240 loaded
+ * runs). So tests hold such locks with preemption disabled, as the runtime
+ * does.
  */
 static inline void rt_lock(struct rg_lock *l)
 {

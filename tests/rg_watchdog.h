@@ -25,9 +25,14 @@
 #ifndef RG_WATCHDOG_H
 #define RG_WATCHDOG_H
 
+#include <errno.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "kselftest_harness.h"
 #include "runtime.h"
