@@ -15,7 +15,10 @@
  *
  * Subscribers: "fast" drains as it goes; "slow" does not read at all until
  * publishing is over, so it keeps exactly its buffer's worth; "leaver"
- * takes 10 messages and unsubscribes itself while publishing goes on.
+ * takes its buffer's worth (4) and unsubscribes itself while publishing goes
+ * on. The publishers publish their second halves only once it has left, so
+ * the leave always lands mid-stream: whether the leaver got a turn during
+ * the first half is up to the scheduler, but its buffer fills either way.
  *
  * stdout, one line per subscriber and a summary:
  *   "NAME: offered O, received R, dropped D"    (R + D == O for each)
@@ -31,6 +34,7 @@
 
 #define PS_PUBLISHERS 2
 #define PS_MAX_SUBS 8
+#define PS_LEAVER_TAKES 4 /* the leaver's buffer: what it gets however late it runs */
 
 struct ps_msg {
 	int publisher;
@@ -50,7 +54,8 @@ static struct {
 	int n;
 	atomic_long epipe, published;
 	long messages;
-	rg_chan *slow_go; /* closed when the slow subscriber may start reading */
+	rg_chan *slow_go;     /* closed when the slow subscriber may start reading */
+	rg_chan *leaver_gone; /* closed once the leaver has unsubscribed */
 	rg_wg publishers, subscribers;
 	int exit_status;
 } ps;
@@ -104,10 +109,14 @@ static void ps_publisher(void *arg)
 {
 	int me = (int)(intptr_t)arg;
 
-	for (long seq = 0; seq < ps.messages / PS_PUBLISHERS; seq++) {
+	long quota = ps.messages / PS_PUBLISHERS;
+
+	for (long seq = 0; seq < quota; seq++) {
+		if (seq == quota / 2)
+			rg_chan_recv(ps.leaver_gone, NULL);
 		ps_publish(&(struct ps_msg){me, seq});
 		if (seq % 16 == 15)
-			rg_yield(); /* give subscribers a chance: ringo does not preempt */
+			rg_yield(); /* a turn for the subscribers without waiting for a slice */
 	}
 	rg_wg_done(&ps.publishers);
 }
@@ -139,9 +148,10 @@ static void ps_leaver(void *arg)
 	struct ps_sub *s = arg;
 	struct ps_msg m;
 
-	while (s->received < 10 && rg_chan_recv(s->ch, &m) == 1)
+	while (s->received < PS_LEAVER_TAKES && rg_chan_recv(s->ch, &m) == 1)
 		s->received++;
 	ps_unsubscribe(s); /* takes the write lock while publishers hold read locks */
+	rg_chan_close(ps.leaver_gone);
 	ps_drain(s);	   /* what was queued before the close */
 	rg_wg_done(&ps.subscribers);
 }
@@ -154,9 +164,10 @@ static void ps_main(void *arg)
 	long dropped = 0;
 
 	ps.slow_go = rg_chan_make(0, 0);
+	ps.leaver_gone = rg_chan_make(0, 0);
 	ps_subscribe(&fast, 64);
 	ps_subscribe(&slow, 8);
-	ps_subscribe(&leaver, 4);
+	ps_subscribe(&leaver, PS_LEAVER_TAKES);
 	rg_wg_add(&ps.subscribers, 3);
 	rg_go(ps_fast, &fast);
 	rg_go(ps_slow, &slow);
@@ -189,6 +200,7 @@ static void ps_main(void *arg)
 	if (atomic_load(&ps.epipe) || atomic_load(&ps.published) != ps.messages)
 		ps.exit_status = 1;
 	rg_chan_free(ps.slow_go);
+	rg_chan_free(ps.leaver_gone);
 }
 
 int main(int argc, char **argv)
