@@ -200,10 +200,11 @@ static inline int *thread_errno(void)
 
 /*
  * Complete what prev asked for when it switched straight into the goroutine
- * running now (rg_park_handoff, goexit), as execute does on g0 after an
- * ordinary switch: with nothing on its stack any more, a parked goroutine
- * is waiting and its commit releases what lets a waker find it; a dead one
- * goes to the free list. Runs first thing after the switch.
+ * running now (rg_park_handoff, goexit, rg_yield), as execute does on g0
+ * after an ordinary switch: with nothing on its stack any more, a parked
+ * goroutine is waiting and its commit releases what lets a waker find it; a
+ * dead one goes to the free list; a yielder to the global queue. Runs first
+ * thing after the switch.
  */
 static void handoff_finish(struct rg_g *prev)
 {
@@ -212,6 +213,10 @@ static void handoff_finish(struct rg_g *prev)
 	prev->m = NULL;
 	if (m->op == SWITCH_EXIT) {
 		rg_gdestroy(m, prev);
+		return;
+	}
+	if (m->op == SWITCH_YIELD) {
+		rg_yield_finish(m, prev);
 		return;
 	}
 	if (!rg_park_commit(m, prev))
@@ -447,7 +452,12 @@ void rg_yield(void)
 		return;
 	RG_PROBE(g_yield, g->goid);
 	m->op = SWITCH_YIELD;
-	gswitch_to_g0(m, g);
+	/* Straight into the global queue's head when g0 would run it next. */
+	struct rg_g *next = rg_yield_heir(m, m->p);
+	if (next)
+		gswitch_direct(m, m->p, g, next);
+	else
+		gswitch_to_g0(m, g);
 }
 
 /* ---- system calls (Go's entersyscall / exitsyscall) ---- */

@@ -442,6 +442,15 @@ void rg_gdestroy(struct rg_m *m, struct rg_g *g);
 struct rg_g *rg_park_heir(struct rg_m *m, struct rg_p *p);
 
 /*
+ * rg_yield_heir - the global queue's head, for a yield on m to switch to
+ * directly, returned with the scheduler lock held (NULL, not held: go
+ * through g0). rg_yield_finish - on the heir's stack, the yielder prev to
+ * the global queue's tail, and the lock released. sched.c.
+ */
+struct rg_g *rg_yield_heir(struct rg_m *m, struct rg_p *p);
+void rg_yield_finish(struct rg_m *m, struct rg_g *prev);
+
+/*
  * rg_park_commit - complete the park m's last goroutine g asked for, once
  * nothing runs on g's stack (execute on g0, or the goroutine g handed the M
  * to): g is waiting from now on, then its commit runs (a waker may ready g

@@ -760,6 +760,48 @@ static struct rg_g *yield_to_global(struct rg_m *m, struct rg_p *p, struct rg_g 
 }
 
 /*
+ * rg_yield's direct path: when yield_to_global would hand over the global
+ * queue's head in the same hold of the lock, take the head here instead and
+ * keep holding the lock. The yielder switches straight into it, and the heir,
+ * once the yielder's registers are saved, queues the yielder at the tail and
+ * unlocks (rg_yield_finish): the yielder cannot be found before then. The
+ * heir starts a slice of its own, as execute would give it. NULL (lock not
+ * held): go through g0, which also decides for a lone yielder.
+ */
+struct rg_g *rg_yield_heir(struct rg_m *m, struct rg_p *p)
+{
+	struct rg_sched *s = m->sched;
+
+	if (atomic_load_explicit(&s->npidle, memory_order_relaxed) !=
+		    atomic_load_explicit(&s->gomaxprocs, memory_order_relaxed) - 1 ||
+	    !atomic_load_explicit(&s->runqsize, memory_order_relaxed) || !rg_runqempty(p) ||
+	    !nothing_due_first(m, p))
+		return NULL;
+	rg_lock(&s->lock);
+	if (!atomic_load_explicit(&s->runqsize, memory_order_relaxed) ||
+	    s->gq[s->gq_head]->lockedm) {
+		rg_unlock(&s->lock);
+		return NULL;
+	}
+	struct rg_g *next = rg_globrunqget_locked(s, p, p->preempted ? 1 : 0);
+	/* As findrunnable. */
+	if (atomic_load_explicit(&p->help_since, memory_order_relaxed))
+		atomic_store_explicit(&p->help_since, 0, memory_order_relaxed);
+	RG_COUNTER_ADD(p->schedtick, 1);
+	atomic_store_explicit(&p->preempt, 0, memory_order_relaxed); /* a new slice */
+	return next;
+}
+
+void rg_yield_finish(struct rg_m *m, struct rg_g *prev)
+{
+	struct rg_sched *s = m->sched;
+
+	atomic_store_explicit(&prev->status, G_RUNNABLE, memory_order_relaxed);
+	rg_globrunqput_locked(s, prev);
+	rg_unlock(&s->lock);
+}
+
+/*
  * Switch from g0 to g and back. Runs the goroutine until it parks, yields
  * or exits; then carries out what it asked for.
  */

@@ -620,6 +620,85 @@ TEST(channel_handoff_switches_directly_with_a_timer_pending)
 }
 
 /*
+ * rg_yield on one P switches straight into the global queue's head, and the
+ * heir queues the yielder and releases the scheduler lock before it runs on.
+ * Two goroutines pass a turn by yielding (GoschedPingPong): each yield must
+ * land on the other player, with errno and the rounding modes each player's
+ * own. A heir that kept the lock would hang the next yield; a yielder queued
+ * before its registers were saved could be run twice at once.
+ */
+#define YIELD_ITER (RT_TSAN ? 2000 : 20000)
+
+static struct {
+	_Atomic int turn;
+	atomic_long waits; /* yields that found the turn still the other's */
+	atomic_long wrong_errno, wrong_mxcsr, wrong_fcw;
+	struct rg_pstats st;
+	int rc;
+	rg_wg wg;
+} yh;
+
+static void yield_player(void *arg)
+{
+	int me = (int)(uintptr_t)arg;
+	uint32_t mxcsr = (get_mxcsr() & ~0x6000u) | (me ? 0x4000u : 0x2000u);
+	uint16_t fcw = (uint16_t)((get_fcw() & ~0x0c00u) | (me ? 0x0800u : 0x0400u));
+	int want_errno = 8000 + me;
+
+	set_mxcsr(mxcsr);
+	set_fcw(fcw);
+	errno = want_errno;
+	for (long i = 0; i < YIELD_ITER; i++) {
+		while (atomic_load(&yh.turn) != me) {
+			atomic_fetch_add(&yh.waits, 1);
+			rg_yield();
+		}
+		atomic_store(&yh.turn, 1 - me);
+		rg_yield();
+		if (errno != want_errno)
+			atomic_fetch_add(&yh.wrong_errno, 1);
+		if (get_mxcsr() != mxcsr)
+			atomic_fetch_add(&yh.wrong_mxcsr, 1);
+		if (get_fcw() != fcw)
+			atomic_fetch_add(&yh.wrong_fcw, 1);
+	}
+	set_mxcsr(0x1f80);
+	set_fcw(0x037f);
+	rg_wg_done(&yh.wg);
+}
+
+static void yield_main(void *arg)
+{
+	(void)arg;
+	rg_wg_add(&yh.wg, 2);
+	rg_go(yield_player, (void *)0);
+	rg_go(yield_player, (void *)1);
+	rg_wg_wait(&yh.wg);
+	yh.rc = rg_p_stats(0, &yh.st);
+}
+
+TEST(yield_switches_into_the_global_queue_head)
+{
+	memset(&yh, 0, sizeof(yh));
+	rg_maxprocs(1);
+	ASSERT_EQ(0, rg_run(yield_main, NULL));
+	ASSERT_EQ(0, yh.rc);
+	EXPECT_EQ(0, atomic_load(&yh.wrong_errno));
+	EXPECT_EQ(0, atomic_load(&yh.wrong_mxcsr));
+	EXPECT_EQ(0, atomic_load(&yh.wrong_fcw));
+	/* Player 1 may start first and wait (twice when its yield meets the fairness
+	 * tick, which takes the global queue first); after that each yield is a turn. */
+	EXPECT_LE(atomic_load(&yh.waits), 2);
+	/* One yield per turn; all but a few (the start, the last turns, a
+	 * fairness tick's trip through findrunnable) switch directly. */
+	EXPECT_GE(yh.st.handoffs, (uint64_t)YIELD_ITER * 2 * 9 / 10);
+	EXPECT_LE(yh.st.handoffs, yh.st.runs);
+	TH_LOG("%llu of %llu goroutine starts were direct hand-offs, %ld waiting yields",
+	       (unsigned long long)yh.st.handoffs, (unsigned long long)yh.st.runs,
+	       atomic_load(&yh.waits));
+}
+
+/*
  * A goroutine that exits right after creating its successor (which waits in
  * runnext) switches straight into it: its stack and G are freed on the
  * successor's side. Each link starts with errno 0 although its creator
