@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: BSD-2-Clause
 /*
  * select: Go's selectgo. Cases are polled in a random order (uniform choice
- * among the ready ones) with every involved channel locked in address order.
+ * among the ready ones), first one channel at a time (pass 0), then with
+ * every involved channel locked in address order.
  * If none is ready, the goroutine queues a sudog on every channel and parks;
  * the first partner to win the goroutine's select_done flag completes its
  * case and wakes it, and the goroutine then dequeues its other sudogs.
@@ -184,24 +185,43 @@ int rg_select(rg_case *cases, size_t n, bool has_default)
 		rg_fatal("goroutine woken from select with no cases");
 	}
 	/*
-	 * Pass 0, without locks: buffered channels' own lock-free claims, in
-	 * poll order, for as long as no case needs the locks to be judged (an
-	 * unbuffered channel, or one with parked goroutines): the first claim
-	 * that succeeds is the first ready case in poll order, which is what
-	 * pass 1 would choose. A case that fails here was not ready at that
-	 * instant; if none succeeds, pass 1 decides under the locks.
+	 * Pass 0, one channel at a time: buffered channels' own lock-free
+	 * claims, and an unbuffered channel's lock alone when a partner is
+	 * queued on it or it is closed, in poll order, for as long as no case
+	 * needs every lock to be judged (a buffered channel with parked
+	 * goroutines): the first case that completes is the first ready one in
+	 * poll order, which is what pass 1 would choose. A case that fails here
+	 * was not ready at that instant (a queued partner may be another
+	 * select's, already taken); if none completes, pass 1 decides under all
+	 * the locks. A select that finds its partner waiting, the common case
+	 * in a ping-pong, so takes one lock instead of all of them.
 	 */
 	for (size_t k = 0; k < npoll; k++) {
 		uint32_t i = pollorder[k];
 		rg_case *cs = &cases[i];
+		struct rg_chan *c = cs->chan;
 		bool recv = cs->dir == RG_CASE_RECV;
-		if (!cs->chan->cap)
-			break;
-		enum ring_result rr = recv ? ring_recv(cs->chan, cs->elem, false) :
-					     ring_send(cs->chan, cs->elem, false);
+		if (!c->cap) {
+			if (!atomic_load_explicit(&c->closed, memory_order_relaxed) &&
+			    (recv ? rg_chan_empty(c) : rg_chan_full(c)))
+				continue; /* nobody to take from or give to */
+			struct rg_sudog *wake = NULL;
+			rg_spin_lock(&c->lock);
+			int r = recv ? rg_chan_recv_locked(c, cs->elem, &wake) :
+				       rg_chan_send_locked(c, cs->elem, &wake);
+			rg_spin_unlock(&c->lock);
+			if (r == -EAGAIN)
+				continue;
+			rg_chan_wake_all(wake);
+			cs->result = r;
+			ret = (int)i;
+			goto out;
+		}
+		enum ring_result rr = recv ? ring_recv(c, cs->elem, false) :
+					     ring_send(c, cs->elem, false);
 		if (rr == RING_OK || rr == RING_CLOSED) {
-			if (rr == RING_CLOSED && recv && cs->elem && cs->chan->elemsize)
-				memset(cs->elem, 0, cs->chan->elemsize); /* Go's zero value */
+			if (rr == RING_CLOSED && recv && cs->elem && c->elemsize)
+				memset(cs->elem, 0, c->elemsize); /* Go's zero value */
 			cs->result = rr == RING_OK ? (recv ? 1 : 0) : (recv ? 0 : -EPIPE);
 			ret = (int)i;
 			goto out;

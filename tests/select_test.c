@@ -1140,4 +1140,81 @@ TEST_F_TIMEOUT(sel, select_wakeup_leaves_no_sudog, 120)
 	RT_EXPECT_NO_ERRS(&errs);
 }
 
+/* ------------------------------------------------------------------------ */
+/*
+ * A select whose partner already waits completes on that channel's lock
+ * alone (pass 0): a plain thread holds the other case's channel lock for
+ * the whole test, and every select must still take the waiting sender's
+ * value, whichever case its random poll order tries first. A select that
+ * locked every channel would wait for the thread, which lets go only at its
+ * deadline, and the test then fails.
+ */
+#define ONELOCK_N 200
+
+static struct {
+	rg_chan *ready, *busy;
+	atomic_int holding, done, released_late;
+	long got[ONELOCK_N];
+} ol;
+
+static void *ol_holder(void *arg)
+{
+	uint64_t deadline = rt_now_ns() + RT_AWAIT_NS;
+
+	(void)arg;
+	rg_spin_lock(&ol.busy->lock);
+	atomic_store(&ol.holding, 1);
+	while (!atomic_load(&ol.done)) {
+		if (rt_now_ns() > deadline) {
+			atomic_store(&ol.released_late, 1);
+			break;
+		}
+		sched_yield();
+	}
+	rg_spin_unlock(&ol.busy->lock);
+	return NULL;
+}
+
+static void ol_sender(void *arg)
+{
+	(void)arg;
+	for (long i = 0; i < ONELOCK_N; i++)
+		rg_chan_send(ol.ready, &i);
+}
+
+static void ol_main(void *arg)
+{
+	pthread_t t;
+
+	(void)arg;
+	ol.ready = rg_chan_make(sizeof(long), 0);
+	ol.busy = rg_chan_make(sizeof(long), 0);
+	CHECK(pthread_create(&t, NULL, ol_holder, NULL) == 0, "pthread_create");
+	while (!atomic_load(&ol.holding))
+		rg_yield();
+	rg_go(ol_sender, NULL);
+	for (long i = 0; i < ONELOCK_N; i++) {
+		long v = -1, w = -1;
+		rg_case cs[2] = {RG_RECV(ol.busy, &w), RG_RECV(ol.ready, &v)};
+
+		CHECK(rt_chan_await(ol.ready, RG_CASE_SEND, 1, NULL), "the sender did not park");
+		CHECK(rg_select(cs, 2, false) == 1, "select chose the busy channel");
+		ol.got[i] = v;
+	}
+	atomic_store(&ol.done, 1);
+	pthread_join(t, NULL);
+	rg_chan_free(ol.ready);
+	rg_chan_free(ol.busy);
+}
+
+TEST_F_TIMEOUT(sel, ready_case_takes_only_its_own_lock, 120)
+{
+	rg_maxprocs(2);
+	ASSERT_EQ(0, rg_run(ol_main, NULL));
+	RT_EXPECT_NO_ERRS(&errs);
+	EXPECT_EQ(0, atomic_load(&ol.released_late)) TH_LOG("a select waited for the busy lock");
+	for (long i = 0; i < ONELOCK_N; i++)
+		EXPECT_EQ(i, ol.got[i]);
+}
+
 TEST_HARNESS_MAIN
