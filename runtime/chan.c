@@ -26,7 +26,7 @@
 
 void rg_waitq_enqueue(struct rg_waitq *q, struct rg_sudog *sg)
 {
-	sg->queued = true;
+	atomic_store_explicit(&sg->queued, true, memory_order_relaxed);
 	sg->next = NULL;
 	sg->prev = q->last;
 	if (q->last)
@@ -47,7 +47,8 @@ void rg_waitq_remove(struct rg_waitq *q, struct rg_sudog *sg)
 	else
 		q->last = sg->prev;
 	sg->next = sg->prev = NULL;
-	sg->queued = false;
+	/* The last touch: its select may take it back without the lock from here. */
+	atomic_store_explicit(&sg->queued, false, memory_order_release);
 }
 
 struct rg_sudog *rg_waitq_dequeue(struct rg_waitq *q)
@@ -56,17 +57,23 @@ struct rg_sudog *rg_waitq_dequeue(struct rg_waitq *q)
 		struct rg_sudog *sg = atomic_load_explicit(&q->first, memory_order_relaxed);
 		if (!sg)
 			return NULL;
-		rg_waitq_remove(q, sg);
-		/* A select parked on several channels is woken by one partner only:
-		 * whoever sets select_done first; the others skip its sudogs. */
+		/*
+		 * A select parked on several channels is woken by one partner only:
+		 * whoever sets select_done first; the others skip its sudogs. The
+		 * flag is tried before the removal: a sudog seen unqueued is no
+		 * longer touched, so its select may be over and the next one may
+		 * have cleared the flag.
+		 */
+		bool won = true;
 		if (sg->is_select) {
 			uint32_t zero = 0;
-			if (!atomic_compare_exchange_strong_explicit(&sg->g->select_done, &zero, 1,
-								     memory_order_acq_rel,
-								     memory_order_relaxed))
-				continue;
+			won = atomic_compare_exchange_strong_explicit(&sg->g->select_done, &zero, 1,
+								      memory_order_acq_rel,
+								      memory_order_relaxed);
 		}
-		return sg;
+		rg_waitq_remove(q, sg);
+		if (won)
+			return sg;
 	}
 }
 

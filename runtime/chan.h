@@ -21,7 +21,9 @@ struct rg_sudog {
 	struct rg_sudog *wakelink; /* a list of sudogs to ready once the lock is dropped */
 	int case_index;
 	bool is_select;
-	bool queued;  /* in a waitq now [c->lock] */
+	/* In a waitq now: written under c->lock, false last of all by a remover,
+	 * so a select's pass 3 may read it without the lock (select.c). */
+	_Atomic bool queued;
 	bool success; /* woken by a partner (true) or by close (false) */
 };
 

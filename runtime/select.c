@@ -303,8 +303,13 @@ int rg_select(rg_case *cases, size_t n, bool has_default)
 	}
 	rg_park_handoff(selpark_commit, &s, WAIT_SELECT, NULL);
 
-	/* Pass 3: find the winner, take our other sudogs off their queues. */
-	sellock(&s);
+	/*
+	 * Pass 3: the winner is in g->param; our other sudogs still queued come
+	 * off their queues, one channel at a time. A partner that dequeued one
+	 * (and lost select_done) touches it last with the queued store, so one
+	 * seen unqueued needs no lock; a buffered channel is locked anyway, for
+	 * its waiting marks.
+	 */
 	struct rg_sudog *won = g->param;
 	g->param = NULL;
 	if (!won)
@@ -312,13 +317,16 @@ int rg_select(rg_case *cases, size_t n, bool has_default)
 	for (size_t k = 0; k < npoll; k++) {
 		uint32_t i = s.lockorder[k];
 		struct rg_sudog *sg = &sgs[i];
-		if (sg != won && sg->queued)
-			rg_waitq_remove(cases[i].dir == RG_CASE_SEND ? &sg->c->sendq
-								: &sg->c->recvq,
-					sg);
+		struct rg_chan *c = sg->c;
+		if (!c->cap && !atomic_load_explicit(&sg->queued, memory_order_acquire))
+			continue;
+		rg_spin_lock(&c->lock);
+		if (atomic_load_explicit(&sg->queued, memory_order_relaxed))
+			rg_waitq_remove(cases[i].dir == RG_CASE_SEND ? &c->sendq : &c->recvq, sg);
+		if (c->cap)
+			rg_chan_sync_marks(c);
+		rg_spin_unlock(&c->lock);
 	}
-	sync_marks(&s);
-	selunlock(&s);
 	ret = won->case_index;
 	if (cases[ret].dir == RG_CASE_SEND)
 		cases[ret].result = won->success ? 0 : -EPIPE;
