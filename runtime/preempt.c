@@ -822,6 +822,18 @@ static bool want_yield(struct rg_m *m, struct rg_g *g)
 	       atomic_load_explicit(&g->preempt_off, memory_order_relaxed) == 0;
 }
 
+__thread _Atomic uint32_t rg_tls_preempt_hint __attribute__((tls_model("initial-exec")));
+
+void rg_preempt_poll_slow(uintptr_t ra)
+{
+	/* Acquire: a hint taken sees the request stored before it (sysmon's release). */
+	if (!atomic_exchange_explicit(&rg_tls_preempt_hint, 0, memory_order_acquire))
+		return;
+	struct rg_m *m = rg_tls_m;
+	if (m && m->p && atomic_load_explicit(&m->p->preempt, memory_order_relaxed))
+		rg_preempt_point(ra);
+}
+
 void rg_preempt_point(uintptr_t ra)
 {
 	struct rg_m *m = rg_getm();

@@ -50,19 +50,28 @@ void rg_preempt_point(uintptr_t ra);
 extern __thread struct rg_m *rg_tls_m __attribute__((tls_model("initial-exec")));
 
 /*
+ * This thread's hint that its P may have a preemption request: sysmon sets
+ * it (through m->preempt_hint) after the P's request, on the M that owns
+ * the P. The P's word stays the request; the hint only saves a polling loop
+ * the two dependent loads that reach it.
+ */
+extern __thread _Atomic uint32_t rg_tls_preempt_hint __attribute__((tls_model("initial-exec")));
+
+/* rg_preempt_poll's rare half: take the hint, act on the P's request. */
+void rg_preempt_poll_slow(uintptr_t ra);
+
+/*
  * A safe point for a failing non-blocking call of the program (a polling
  * loop spends most of its time inside ringo, where no signal may stop it):
- * three loads when no preemption is pending. Must be inlined into the
- * public function the program called, for the return address.
+ * one thread-local load when no preemption is pending (three, through the M
+ * and the P, cost a failing rg_chan_tryrecv 4.3 ns instead of 2.8). Must be
+ * inlined into the public function the program called, for the return
+ * address.
  */
 __attribute__((always_inline)) static inline void rg_preempt_poll(void)
 {
-	struct rg_m *m = rg_tls_m;
-
-	if (__builtin_expect(m && m->p &&
-				     atomic_load_explicit(&m->p->preempt, memory_order_relaxed),
-			     0))
-		rg_preempt_point((uintptr_t)__builtin_return_address(0));
+	if (__builtin_expect(atomic_load_explicit(&rg_tls_preempt_hint, memory_order_relaxed), 0))
+		rg_preempt_poll_slow((uintptr_t)__builtin_return_address(0));
 }
 
 /*

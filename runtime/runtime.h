@@ -256,6 +256,8 @@ struct rg_m {
 	_Atomic uint32_t signal_pending;
 	_Atomic uint32_t preempt_gen;
 	_Atomic uint32_t preempt_refused; /* the handler's "unsafe here" answers in a row */
+	/* The thread's rg_tls_preempt_hint (set by the thread; written by sysmon under s->lock). */
+	_Atomic uint32_t *_Atomic preempt_hint;
 	int64_t signal_sent; /* [sysmon] */
 	struct rg_g *lockedg;
 	bool locked_sleeping;

@@ -1064,6 +1064,7 @@ static void m_init_thread(struct rg_m *m)
 	}
 	m->tsan_g0_fiber = rg_tsan_current_fiber();
 	m->sigstack = rg_sigstack_alloc();
+	atomic_store_explicit(&m->preempt_hint, &rg_tls_preempt_hint, memory_order_relaxed);
 	rg_setm(m);
 	RG_PROBE(m_start, m->id, m->tid);
 }

@@ -158,6 +158,11 @@ static uint32_t preemptone(struct rg_sched *s, struct rg_p *p, uint64_t tick, in
 		}
 		for (struct rg_m *x = s->allm; x; x = x->alllink) {
 			if (x == m) {
+				/* On allm, so its thread and thread-locals live (m_exit). */
+				_Atomic uint32_t *hint = atomic_load_explicit(&m->preempt_hint,
+									      memory_order_relaxed);
+				if (hint)
+					atomic_store_explicit(hint, 1, memory_order_release);
 				refused = atomic_load_explicit(&m->preempt_refused,
 							       memory_order_relaxed);
 				if (atomic_load_explicit(&m->in_g, memory_order_relaxed))

@@ -697,6 +697,57 @@ TEST(request_while_disabled_fires_at_enable)
 	       dis.still_pending, (unsigned long long)dis.yields);
 }
 
+/*
+ * A loop of failing non-blocking receives, with asynchronous preemption
+ * off, yields at the receive's safe point (rg_preempt_poll, which sees the
+ * request through the hint sysmon sets on this thread): the goroutine that
+ * would make the receive succeed waits for this P, and only the end of the
+ * slice can give it.
+ */
+static struct {
+	rg_chan *c;
+	long polls;
+	long got;
+	uint64_t yields; /* synchronous preemptions during the loop */
+} pl;
+
+static void pl_sender(void *arg)
+{
+	long v = 7;
+
+	rg_chan_send(pl.c, &v);
+}
+
+static void pl_main(void *arg)
+{
+	struct rg_preempt_stats a, b;
+	long v = -1;
+	int r;
+
+	pl.c = rg_chan_make(sizeof(long), 1);
+	rg_go(pl_sender, NULL); /* runnable, waiting for our P */
+	rg_preempt_get_stats(&a);
+	int64_t give_up = (int64_t)rt_now_ns() + 5000 * MS;
+	while ((r = rg_chan_tryrecv(pl.c, &v)) == -EAGAIN && (int64_t)rt_now_ns() < give_up)
+		pl.polls++;
+	rg_preempt_get_stats(&b);
+	pl.got = r == 1 ? v : -1;
+	pl.yields = b.sync - a.sync;
+	rg_chan_free(pl.c);
+}
+
+TEST(polling_loop_yields_at_its_safe_point)
+{
+	setenv("RINGO_TIMESLICE", "2ms", 1);
+	setenv("RINGO_ASYNCPREEMPT", "0", 1);
+	setenv("RINGO_BPF", "0", 1); /* no lent P: only this P can run the sender */
+	rg_maxprocs(1);
+	ASSERT_EQ(0, rg_run(pl_main, NULL));
+	EXPECT_EQ(7, pl.got) TH_LOG("the sender never ran: %ld polls", pl.polls);
+	EXPECT_GE(pl.yields, 1);
+	TH_LOG("%ld failing receives before the yield", pl.polls);
+}
+
 /* ---- 6. errno survives preemption and migration ---- */
 
 #define ERRNO_GS 4
