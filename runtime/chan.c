@@ -582,11 +582,14 @@ __attribute__((noinline)) static int tryrecv_slow(struct rg_chan *c, void *out)
 int rg_chan_tryrecv(rg_chan *c, void *out)
 {
 	/* As rg_chan_trysend. Unbuffered: closed is read after empty (chanrecv says why). */
-	if (c && (c->cap ? ring_recv_would_fail(c) :
-			   rg_chan_empty(c) &&
-				   !atomic_load_explicit(&c->closed, memory_order_acquire))) {
-		rg_preempt_poll();
-		return -EAGAIN;
+	if (c && (c->cap ? ring_recv_would_fail(c) : rg_chan_empty(c))) {
+		if (c->cap || !atomic_load_explicit(&c->closed, memory_order_acquire)) {
+			rg_preempt_poll();
+			return -EAGAIN;
+		}
+		/* Closed and still empty (chanrecv): drained, here too, in the leaf. */
+		if (rg_chan_empty(c) && (!out || !c->elemsize))
+			return 0;
 	}
 	return tryrecv_slow(c, out);
 }

@@ -206,6 +206,7 @@ static void tc_closed_main(void *arg)
 		CHECK(rg_chan_recv(c, NULL) == 0, "cap %zu: recv discard", cap);
 		v = 0x5a5a;
 		CHECK(rg_chan_tryrecv(c, &v) == 0 && v == 0, "cap %zu: tryrecv got %ld", cap, v);
+		CHECK(rg_chan_tryrecv(c, NULL) == 0, "cap %zu: tryrecv discard", cap);
 		v = 0x5a5a;
 		cs[0] = RG_RECV(NULL, NULL);
 		cs[1] = RG_RECV(c, &v);
