@@ -427,6 +427,27 @@ static struct rg_g *netpoll_nonblock(struct rg_m *m)
 	return n > 0 ? netpoll_inject(m, gs, n) : NULL;
 }
 
+/* findrunnable's fairness tick: the poller's completions to the global queue's tail, then its head. */
+static struct rg_g *fairness_turn(struct rg_m *m, struct rg_p *p)
+{
+	struct rg_sched *s = m->sched;
+	struct rg_g *gs[NETPOLL_BATCH], *g;
+	int n = netpoll_waiters(s) ? rg_netpoll(s, 0, gs, NETPOLL_BATCH) : 0;
+
+	if (n <= 0 && !atomic_load_explicit(&s->runqsize, memory_order_relaxed))
+		return NULL;
+	for (int i = 0; i < n; i++)
+		netpoll_ready(gs[i], p);
+	rg_lock(&s->lock);
+	for (int i = 0; i < n; i++)
+		rg_globrunqput_locked(s, gs[i]);
+	g = rg_globrunqget_locked(s, p, 1);
+	rg_unlock(&s->lock);
+	if (n > 1)
+		rg_wakep(s, false); /* StoreLoad: the unlock's xchg; an idle P may take the rest */
+	return g;
+}
+
 /* ---- findrunnable ---- */
 
 static unsigned gcd(unsigned a, unsigned b)
@@ -522,18 +543,16 @@ top:
 	 * Fairness: now and then look at the poller and the global queue
 	 * first, so goroutines that keep the local queue (or, yielding, the
 	 * global queue) busy cannot starve completed I/O or queued work.
+	 * What completed joins the global queue's tail, behind what waits
+	 * there (a sleeping M puts what it reaps there when every P is busy),
+	 * and the head runs: first come, first served across both. Injected
+	 * into the local ring instead, completions kept that ring full and the
+	 * global queue waited (600 goroutines there, echo at 1,000
+	 * connections: p99 55 ms against a median of 0.86).
 	 */
-	if (atomic_load_explicit(&p->schedtick, memory_order_relaxed) % GLOBAL_FAIRNESS_TICK == 0) {
-		if (netpoll_waiters(s) && (g = netpoll_nonblock(m)) != NULL)
+	if (atomic_load_explicit(&p->schedtick, memory_order_relaxed) % GLOBAL_FAIRNESS_TICK == 0)
+		if ((g = fairness_turn(m, p)) != NULL)
 			return g;
-		if (atomic_load_explicit(&s->runqsize, memory_order_relaxed) > 0) {
-			rg_lock(&s->lock);
-			g = rg_globrunqget_locked(s, p, 1);
-			rg_unlock(&s->lock);
-			if (g)
-				return g;
-		}
-	}
 
 	g = rg_runqget(p, inherit);
 	if (g) {
