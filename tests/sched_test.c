@@ -541,35 +541,67 @@ static void set_fcw(uint16_t v)
 	__asm__ volatile("fldcw %0" : : "m"(v));
 }
 
+/*
+ * A player's own thread state, which every switch must carry: errno and the
+ * rounding modes, toward +inf for player 1 and -inf for player 0 (RC bits).
+ */
+struct player_state {
+	int err;
+	uint32_t mxcsr;
+	uint16_t fcw;
+};
+
+static struct player_state player_set(int me, int err)
+{
+	struct player_state st = {
+		.err = err,
+		.mxcsr = (get_mxcsr() & ~0x6000u) | (me ? 0x4000u : 0x2000u),
+		.fcw = (uint16_t)((get_fcw() & ~0x0c00u) | (me ? 0x0800u : 0x0400u)),
+	};
+
+	set_mxcsr(st.mxcsr);
+	set_fcw(st.fcw);
+	errno = err;
+	return st;
+}
+
+/* Count what a switch lost into the three counters. */
+static void player_check(const struct player_state *st, atomic_long *wrong_errno,
+			 atomic_long *wrong_mxcsr, atomic_long *wrong_fcw)
+{
+	if (errno != st->err)
+		atomic_fetch_add(wrong_errno, 1);
+	if (get_mxcsr() != st->mxcsr)
+		atomic_fetch_add(wrong_mxcsr, 1);
+	if (get_fcw() != st->fcw)
+		atomic_fetch_add(wrong_fcw, 1);
+}
+
+/* The defaults again, for the thread the player ends on. */
+static void player_reset(void)
+{
+	set_mxcsr(0x1f80);
+	set_fcw(0x037f);
+}
+
 static void handoff_player(void *arg)
 {
 	int me = (int)(uintptr_t)arg;
 	rg_chan *in = me ? ho.pong : ho.ping, *out = me ? ho.ping : ho.pong;
-	/* Rounding: toward +inf for one player, toward -inf for the other (RC bits). */
-	uint32_t mxcsr = (get_mxcsr() & ~0x6000u) | (me ? 0x4000u : 0x2000u);
-	uint16_t fcw = (uint16_t)((get_fcw() & ~0x0c00u) | (me ? 0x0800u : 0x0400u));
-	int want_errno = 7000 + me;
+	struct player_state st = player_set(me, 7000 + me);
 
-	set_mxcsr(mxcsr);
-	set_fcw(fcw);
 	for (long i = 0; i < HANDOFF_ITER; i++) {
 		long v = i;
-		errno = want_errno;
+		errno = st.err;
 		if (me == 0 && rg_chan_send(out, &v) != 0)
 			atomic_fetch_add(&ho.wrong_value, 1);
 		if (rg_chan_recv(in, &v) != 1 || v != i)
 			atomic_fetch_add(&ho.wrong_value, 1);
 		if (me == 1 && rg_chan_send(out, &v) != 0)
 			atomic_fetch_add(&ho.wrong_value, 1);
-		if (errno != want_errno)
-			atomic_fetch_add(&ho.wrong_errno, 1);
-		if (get_mxcsr() != mxcsr)
-			atomic_fetch_add(&ho.wrong_mxcsr, 1);
-		if (get_fcw() != fcw)
-			atomic_fetch_add(&ho.wrong_fcw, 1);
+		player_check(&st, &ho.wrong_errno, &ho.wrong_mxcsr, &ho.wrong_fcw);
 	}
-	set_mxcsr(0x1f80);
-	set_fcw(0x037f);
+	player_reset();
 	rg_wg_done(&ho.wg);
 }
 
@@ -641,13 +673,8 @@ static struct {
 static void yield_player(void *arg)
 {
 	int me = (int)(uintptr_t)arg;
-	uint32_t mxcsr = (get_mxcsr() & ~0x6000u) | (me ? 0x4000u : 0x2000u);
-	uint16_t fcw = (uint16_t)((get_fcw() & ~0x0c00u) | (me ? 0x0800u : 0x0400u));
-	int want_errno = 8000 + me;
+	struct player_state st = player_set(me, 8000 + me);
 
-	set_mxcsr(mxcsr);
-	set_fcw(fcw);
-	errno = want_errno;
 	for (long i = 0; i < YIELD_ITER; i++) {
 		while (atomic_load(&yh.turn) != me) {
 			atomic_fetch_add(&yh.waits, 1);
@@ -655,15 +682,9 @@ static void yield_player(void *arg)
 		}
 		atomic_store(&yh.turn, 1 - me);
 		rg_yield();
-		if (errno != want_errno)
-			atomic_fetch_add(&yh.wrong_errno, 1);
-		if (get_mxcsr() != mxcsr)
-			atomic_fetch_add(&yh.wrong_mxcsr, 1);
-		if (get_fcw() != fcw)
-			atomic_fetch_add(&yh.wrong_fcw, 1);
+		player_check(&st, &yh.wrong_errno, &yh.wrong_mxcsr, &yh.wrong_fcw);
 	}
-	set_mxcsr(0x1f80);
-	set_fcw(0x037f);
+	player_reset();
 	rg_wg_done(&yh.wg);
 }
 
