@@ -85,11 +85,14 @@ rg_chan *rg_chan_make(size_t elem_size, size_t cap)
 	 * elements of size 0 need no slots (chanring.h). */
 	size_t slotsize = elem_size ? (sizeof(struct rg_chanslot) + elem_size + 7) & ~(size_t)7 : 0;
 
-	if (elem_size >= MAX_ELEM_SIZE || (slotsize && cap > MAX_BUF_SIZE / slotsize)) {
+	size_t bufsize;
+
+	/* A multiply, not cap > MAX / slotsize: a division was a tenth of a make. */
+	if (elem_size >= MAX_ELEM_SIZE || __builtin_mul_overflow(slotsize, cap, &bufsize) ||
+	    bufsize > MAX_BUF_SIZE) {
 		errno = EINVAL;
 		return NULL;
 	}
-	size_t bufsize = slotsize * cap;
 	/*
 	 * Header and buffer in one allocation, as Go does for pointer-free
 	 * elements. Plain malloc, not aligned_alloc: glibc's memalign path skips
@@ -124,8 +127,10 @@ rg_chan *rg_chan_make(size_t elem_size, size_t cap)
 		while (lap <= cap)
 			lap <<= 1;
 		c->one_lap = lap;
-		for (size_t i = 0; i < cap; i++)
-			atomic_init(&ring_slot(c, i)->stamp, i); /* lap 0: free for the sender at i */
+		/* Lap 0: slot i (ring_slot(c, i), as i < one_lap) free for the sender at i. */
+		unsigned char *slot = c->buf;
+		for (size_t i = 0; i < cap; i++, slot += slotsize)
+			atomic_init(&((struct rg_chanslot *)slot)->stamp, i);
 	}
 	return c;
 }
