@@ -1643,8 +1643,13 @@ TEST(global_queue_not_starved_by_io_completions)
 	ASSERT_EQ(0, rg_run(fl_main, NULL));
 	EXPECT_NO_GFAIL();
 	EXPECT_EQ((long)FLOW_G * FLOW_OPS, atomic_load(&fl.reads));
-	/* A tick comes within 61 starts, one read each at most; old: 7,662 and 8,400. */
-	EXPECT_GE(4 * FLOW_G, fl.reads_before_resume)
+	/*
+	 * One read per start at most: main runs at a tick (every 61 starts) once
+	 * it heads the global queue, or when a drained local ring takes the
+	 * global queue in a batch; a ring's and a batch's worth is the margin.
+	 * Seen: 0-46. Before the change: 7,662 and 8,400.
+	 */
+	EXPECT_GE(16 * FLOW_G, fl.reads_before_resume)
 	TH_LOG("main, yielded to the global queue, waited for %ld of %ld reads",
 	       fl.reads_before_resume, (long)FLOW_G * FLOW_OPS);
 	TH_LOG("%s: main resumed after %ld more of %ld reads", rg_poller_name(),
