@@ -744,6 +744,16 @@ struct rg_g *rg_park_heir(struct rg_m *m, struct rg_p *p)
 	return park_next(m, p);
 }
 
+/* May a yield on m hand over the global queue's head at once (yield_to_global, rg_yield_heir)? */
+static inline bool yield_takes_global_head(struct rg_m *m, struct rg_p *p)
+{
+	struct rg_sched *s = m->sched;
+
+	return atomic_load_explicit(&s->npidle, memory_order_relaxed) ==
+		       atomic_load_explicit(&s->gomaxprocs, memory_order_relaxed) - 1 &&
+	       rg_runqempty(p) && nothing_due_first(m, p);
+}
+
 /*
  * g yielded (Go's Gosched): to the global queue's tail. When findrunnable
  * would next take the lock again to get a goroutine from that queue (this
@@ -762,9 +772,7 @@ static struct rg_g *yield_to_global(struct rg_m *m, struct rg_p *p, struct rg_g 
 {
 	struct rg_sched *s = m->sched;
 	struct rg_g *next = NULL;
-	bool fast = atomic_load_explicit(&s->npidle, memory_order_relaxed) ==
-			    atomic_load_explicit(&s->gomaxprocs, memory_order_relaxed) - 1 &&
-		    rg_runqempty(p) && nothing_due_first(m, p);
+	bool fast = yield_takes_global_head(m, p);
 
 	atomic_store_explicit(&g->status, G_RUNNABLE, memory_order_relaxed);
 	rg_lock(&s->lock);
@@ -791,10 +799,8 @@ struct rg_g *rg_yield_heir(struct rg_m *m, struct rg_p *p)
 {
 	struct rg_sched *s = m->sched;
 
-	if (atomic_load_explicit(&s->npidle, memory_order_relaxed) !=
-		    atomic_load_explicit(&s->gomaxprocs, memory_order_relaxed) - 1 ||
-	    !atomic_load_explicit(&s->runqsize, memory_order_relaxed) || !rg_runqempty(p) ||
-	    !nothing_due_first(m, p))
+	if (!atomic_load_explicit(&s->runqsize, memory_order_relaxed) ||
+	    !yield_takes_global_head(m, p))
 		return NULL;
 	rg_lock(&s->lock);
 	if (!atomic_load_explicit(&s->runqsize, memory_order_relaxed) ||
