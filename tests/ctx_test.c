@@ -5,7 +5,8 @@
  * the sooner of the parent's and the child's, already past at creation, with
  * and without a running scheduler), values, the done channel in a select,
  * the runtime's cancellation hooks (exactly once, on the cancelling thread,
- * del racing cancel from goroutines and plain threads), frees in any order,
+ * del racing cancel from goroutines and plain threads, one context's hooks
+ * sharded across Ps), frees in any order,
  * and stress of cancel against free and creation on a shared parent.
  *
  * Leaks are checked with rg_ctx_live() (a pending deadline timer holds a
@@ -985,6 +986,67 @@ TEST(hook_del_races_cancel_threads)
 	TH_LOG("hooks fired %ld of %d", atomic_load(&ht.fired), HT_ITERS);
 	EXPECT_EQ(0, rg_ctx_live());
 	EXPECT_NO_ERRS();
+}
+
+/* ---- one context shared by goroutines on every P (a server's) ---- */
+
+#define SH_G 16
+
+static struct {
+	rg_ctx *c;
+	atomic_int cancelled; /* rg_ctx_cancel has returned */
+	atomic_long registered, refused, ran;
+	rg_wg wg;
+} sh;
+
+/* Register, let the others run while registered, unregister; until the cancel. */
+static void sh_worker(void *arg)
+{
+	bool last = false;
+
+	while (!last) {
+		struct thook t;
+		thook_init(&t);
+		last = atomic_load(&sh.cancelled);
+		int e = rg_ctx_hook_add(sh.c, &t.h);
+		CHECK(e == 0 || e == -ECANCELED, "add: %d", e);
+		CHECK(!last || e == -ECANCELED, "add after the cancel returned: %d", e);
+		atomic_fetch_add(e ? &sh.refused : &sh.registered, 1);
+		rg_yield();
+		bool after = atomic_load(&sh.cancelled);
+		thook_del(&t);
+		int n = atomic_load(&t.calls);
+		CHECK(n <= 1, "hook ran %d times", n);
+		CHECK(!e || !n, "a refused hook ran");
+		/* Registered, and the cancel returned before the del: it must have run. */
+		CHECK(e || !after || n == 1, "a hook registered before the cancel did not run");
+		atomic_fetch_add(&sh.ran, n);
+	}
+	rg_wg_done(&sh.wg);
+}
+
+static void shared_main(void *arg)
+{
+	sh.c = rg_ctx_with_cancel(rg_ctx_background());
+	rg_wg_add(&sh.wg, SH_G);
+	for (int i = 0; i < SH_G; i++)
+		rg_go(sh_worker, NULL);
+	/* Registrations from a second P while the first P's wait: one shard per P. */
+	CHECK(AWAIT(rg_ctx_hooks_sharded(sh.c) && atomic_load(&sh.registered) >= 1000),
+	      "no shards after %ld registrations", atomic_load(&sh.registered));
+	rg_ctx_cancel(sh.c);
+	atomic_store(&sh.cancelled, 1);
+	rg_wg_wait(&sh.wg);
+	CHECK(atomic_load(&sh.ran) > 0 && atomic_load(&sh.refused) >= SH_G, "ran %ld, refused %ld",
+	      atomic_load(&sh.ran), atomic_load(&sh.refused));
+	rg_ctx_free(sh.c);
+}
+
+TEST(shared_context_hooks_from_every_p)
+{
+	run_main(_metadata, shared_main, NULL, 2);
+	TH_LOG("registered %ld, ran %ld, refused %ld", atomic_load(&sh.registered),
+	       atomic_load(&sh.ran), atomic_load(&sh.refused));
 }
 
 /* ------------------------------------------------------------------------ */
