@@ -2,9 +2,9 @@
 /*
  * Kernel-fed P handoff (runtime/kblock.c loads it into the process itself).
  * On every context switch of one of the process's Ms, record when it blocks
- * in the kernel while running a goroutine on a P (m->in_g and m->p read
- * from the M itself: the runtime's own plain stores are the published
- * state) and when it runs again, in a per-M slot of an mmapable array.
+ * in the kernel while running a goroutine on a P, other than asleep on a
+ * runtime lock (m->in_g, m->p and m->lock_wait read from the M itself: the
+ * runtime's own plain stores are the published state) and when it runs again, in a per-M slot of an mmapable array.
  * When work waits for that P (its ring, runnext, an expired timer, or the
  * global queue), post a ring buffer record too, so sysmon, waiting in
  * epoll, looks at once; work that comes later waits for sysmon's tick.
@@ -20,6 +20,7 @@ char LICENSE[] SEC("license") = "Dual BSD/GPL";
 
 const volatile __u32 targ_tgid = 0;
 const volatile __u32 off_in_g = 0; /* offsetof(struct rg_m, in_g) */
+const volatile __u32 off_lock_wait = 0; /* offsetof(struct rg_m, lock_wait) */
 const volatile __u32 off_p = 0;	   /* offsetof(struct rg_m, p) */
 const volatile __u32 off_sched = 0; /* offsetof(struct rg_m, sched) */
 const volatile __u32 off_runqsize = 0; /* offsetof(struct rg_sched, runqsize) */
@@ -86,11 +87,14 @@ int BPF_PROG(mblock_switch, bool preempt, struct task_struct *prev, struct task_
 	if (prev_state != 0 && !preempt && prev->tgid == targ_tgid) {
 		tid = prev->pid;
 		struct rg_kblock_m *m = bpf_map_lookup_elem(&ms, &tid);
-		__u8 in_g = 0;
+		__u8 in_g = 0, lock_wait = 1;
 		__u64 p = 0;
-		/* prev is current: its memory is ours to read (never faulted in here). */
+		/* prev is current: its memory is ours to read (never faulted in here). A
+		 * runtime lock's sleep is not reported: its holder runs and lets go soon. */
 		if (m && !bpf_probe_read_user(&in_g, 1, (void *)(m->m_addr + off_in_g)) && in_g &&
-		    !bpf_probe_read_user(&p, 8, (void *)(m->m_addr + off_p)) && p) {
+		    !bpf_probe_read_user(&p, 8, (void *)(m->m_addr + off_p)) && p &&
+		    !bpf_probe_read_user(&lock_wait, 1, (void *)(m->m_addr + off_lock_wait)) &&
+		    !lock_wait) {
 			__u32 k = m->slot;
 			struct rg_kblock_slot *s = bpf_map_lookup_elem(&slots, &k);
 			if (s) {

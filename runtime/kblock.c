@@ -118,7 +118,8 @@ _Static_assert(offsetof(struct rg_p, runqhead) == 0 && offsetof(struct rg_p, run
 	       "struct rg_p's run queue head moved: update bpf/mblock.bpf.c");
 _Static_assert(sizeof(((struct rg_p *)0)->timer0_when) == 8 &&
 		       sizeof(((struct rg_sched *)0)->runqsize) == 4 &&
-		       sizeof(((struct rg_m *)0)->in_g) == 1,
+		       sizeof(((struct rg_m *)0)->in_g) == 1 &&
+		       sizeof(((struct rg_m *)0)->lock_wait) == 1,
 	       "field sizes bpf/mblock.bpf.c reads");
 
 static struct mblock_bpf *obj;
@@ -176,6 +177,7 @@ static int load_bpf(const char **step)
 		return -errno;
 	obj->rodata->targ_tgid = (__u32)getpid();
 	obj->rodata->off_in_g = offsetof(struct rg_m, in_g);
+	obj->rodata->off_lock_wait = offsetof(struct rg_m, lock_wait);
 	obj->rodata->off_p = offsetof(struct rg_m, p);
 	obj->rodata->off_sched = offsetof(struct rg_m, sched);
 	obj->rodata->off_runqsize = offsetof(struct rg_sched, runqsize);

@@ -10,6 +10,8 @@
 
 #include "arch.h"
 #include "fatal.h"
+#include "preempt.h"
+#include "runtime.h"
 
 enum { UNLOCKED = 0, LOCKED = 1, SLEEPING = 2 };
 
@@ -122,7 +124,18 @@ void rg_lock(struct rg_lock *l)
 		if (v == UNLOCKED)
 			return;
 		wait = SLEEPING;
+		/*
+		 * The holder runs and lets go soon: as Go's sysmon leaves a P
+		 * whose M waits on a runtime lock, the kernel-fed handoff
+		 * lends no P for this sleep (on a busy server, sq_lock's
+		 * waiters drew lends that only added threads and switches).
+		 */
+		struct rg_m *m = rg_tls_m;
+		if (m)
+			atomic_store_explicit(&m->lock_wait, true, memory_order_relaxed);
 		rg_futex_wait(&l->key, SLEEPING, -1);
+		if (m)
+			atomic_store_explicit(&m->lock_wait, false, memory_order_relaxed);
 	}
 }
 

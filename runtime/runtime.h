@@ -233,6 +233,8 @@ struct rg_m {
 	struct rg_m *schedlink; /* idle M list */
 	struct rg_m *alllink;	/* every live M [sched lock] */
 	_Atomic bool in_g;	/* running a goroutine (read by rg_run at shutdown) */
+	/* Asleep on a runtime lock: the kernel-fed handoff does not lend for that (kblock.c). */
+	_Atomic bool lock_wait;
 	uint64_t rand;
 
 	/* Request from the goroutine just switched out (read on g0). */

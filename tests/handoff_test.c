@@ -7,7 +7,8 @@
  * deadline, which fails the test). Time slices are made long, so that
  * sysmon's other remedy (lending a P after refused preemptions, two slices
  * at least) cannot rescue the queued goroutine within the deadline: only
- * the BPF program can. Without root or BPF the first test skips.
+ * the BPF program can. Without root or BPF the first test skips. A sleep
+ * on a runtime lock is the exception: like Go, ringo lends no P for it.
  */
 #include <pthread.h>
 #include <stdatomic.h>
@@ -33,6 +34,8 @@ static struct {
 	const char *why;
 	ssize_t nread;
 	struct rg_kblock_stats stats;
+	struct rg_lock lk; /* a runtime lock a plain thread holds */
+	bool held;	   /* [mu] */
 } h;
 
 static void reset(int64_t deadline_ns)
@@ -99,7 +102,8 @@ static void block_with_queued_goroutine(void)
 	close(h.pfd[1]);
 }
 
-static void on_main(void *arg)
+/* Wait for the program and for sysmon to watch our M; false (h.state says why) if not. */
+static bool await_tracking(void)
 {
 	int64_t until = (int64_t)rt_now_ns() + LOAD_DEADLINE_NS;
 
@@ -108,15 +112,21 @@ static void on_main(void *arg)
 	h.state = rg_kblock_state();
 	h.why = rg_kblock_why();
 	if (h.state != RG_KBLOCK_ON)
-		return;
+		return false;
 	/* sysmon registers our M at its next look; no park from then to the read. */
 	while (!rg_kblock_tracked(gettid()) && (int64_t)rt_now_ns() < until)
 		rg_sleep(1000000);
 	if (!rg_kblock_tracked(gettid())) {
 		h.state = RG_KBLOCK_OFF;
 		h.why = "sysmon never registered the M";
-		return;
 	}
+	return h.state == RG_KBLOCK_ON;
+}
+
+static void on_main(void *arg)
+{
+	if (!await_tracking())
+		return;
 	block_with_queued_goroutine();
 	rg_kblock_get_stats(&h.stats);
 }
@@ -146,6 +156,77 @@ TEST(unannotated_read_does_not_stall_its_p)
 	     h.stats.lends == 0 && (int64_t)rt_now_ns() < until;)
 		rg_kblock_get_stats(&h.stats);
 	ASSERT_GE(h.stats.lends, 1);
+}
+
+/* Hold h.lk until the queued goroutine has run (the failure) or the deadline. */
+static void *lock_holder(void *arg)
+{
+	struct timespec ts;
+	int64_t until = (int64_t)rt_now_ns() + h.deadline_ns;
+
+	ts.tv_sec = until / 1000000000LL;
+	ts.tv_nsec = until % 1000000000LL;
+	rg_lock(&h.lk);
+	pthread_mutex_lock(&h.mu);
+	h.held = true;
+	pthread_cond_broadcast(&h.cv);
+	while (!atomic_load(&h.ran)) {
+		if (pthread_cond_timedwait(&h.cv, &h.mu, &ts) == ETIMEDOUT) {
+			atomic_store(&h.by_deadline, !atomic_load(&h.ran));
+			break;
+		}
+	}
+	pthread_mutex_unlock(&h.mu);
+	atomic_store(&h.written, (int64_t)rt_now_ns());
+	rg_unlock(&h.lk);
+	return NULL;
+}
+
+static void lock_main(void *arg)
+{
+	pthread_t t;
+
+	if (!await_tracking())
+		return;
+	if (pthread_create(&t, NULL, lock_holder, NULL)) {
+		h.nread = -2;
+		return;
+	}
+	pthread_mutex_lock(&h.mu); /* nothing is queued yet: a block with no work waiting */
+	while (!h.held)
+		pthread_cond_wait(&h.cv, &h.mu);
+	pthread_mutex_unlock(&h.mu);
+	rg_go(queued, NULL); /* runnext of our only P */
+	rg_preempt_disable();
+	rg_lock(&h.lk); /* spins a little, then sleeps on the lock's futex */
+	rg_unlock(&h.lk);
+	rg_preempt_enable();
+	/* Before anything else blocks with the goroutine queued (the join would). */
+	rg_kblock_get_stats(&h.stats);
+	h.nread = 1;
+	for (int64_t until = (int64_t)rt_now_ns() + LOAD_DEADLINE_NS;
+	     !atomic_load(&h.ran) && (int64_t)rt_now_ns() < until;)
+		rg_yield();
+	pthread_join(t, NULL);
+}
+
+/* A sleep on a runtime lock is not a block to lend for: its holder lets go soon. */
+TEST(runtime_lock_sleep_lends_no_p)
+{
+	rg_maxprocs(1);
+	setenv("RINGO_TIMESLICE", "5s", 1);
+	unsetenv("RINGO_BPF");
+	reset(OFF_DEADLINE_NS);
+	ASSERT_EQ(0, rg_run(lock_main, NULL));
+	if (h.state != RG_KBLOCK_ON)
+		SKIP(return, "kernel-fed P handoff unavailable: %s", h.why);
+	ASSERT_EQ(1, h.nread);
+	TH_LOG("lends %llu, records %llu", (unsigned long long)h.stats.lends,
+	       (unsigned long long)h.stats.events);
+	/* The P stayed with the lock's waiter until the holder let go. */
+	ASSERT_TRUE(atomic_load(&h.by_deadline));
+	ASSERT_GE(atomic_load(&h.ran), atomic_load(&h.written));
+	ASSERT_EQ(0, h.stats.lends);
 }
 
 static void off_main(void *arg)
