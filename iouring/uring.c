@@ -221,14 +221,74 @@ static void prep(struct io_uring_sqe *sqe, const struct rg_io_req *r)
 	}
 }
 
+/* op's SQE. Needs sq_lock. */
+static void op_prep_locked(struct uring *u, struct uring_op *op)
+{
+	prep(uring_sqe_locked(u, (uint64_t)(uintptr_t)op), op->req);
+	/* user_data joins these probes with the kernel's io_uring tracepoints. */
+	RG_PROBE(io_submit, op->w.g->goid, (uint64_t)(uintptr_t)op, (int)op->req->op);
+	/* The reaper's acquire: the kernel hands op over (also from the thread that prepped it). */
+	rg_tsan_release(op);
+}
+
+/* An M asleep in the ring means idle CPUs: submit now rather than batch. Needs sq_lock. */
+static void submit_if_sleeping_locked(struct uring *u)
+{
+	if (atomic_load_explicit(&u->sleeping, memory_order_relaxed))
+		uring_submit_locked(u);
+}
+
+/* Prep the queued operations, oldest first; whether there were any. Needs sq_lock. */
+static bool pending_prep_locked(struct uring *u)
+{
+	if (!atomic_load_explicit(&u->pending, memory_order_relaxed))
+		return false;
+	struct uring_op *op = atomic_exchange_explicit(&u->pending, NULL, memory_order_acquire);
+	struct uring_op *fifo = NULL;
+	while (op) {
+		struct uring_op *next = op->pending_next;
+		op->pending_next = fifo;
+		fifo = op;
+		op = next;
+	}
+	while (fifo) {
+		/* Read before the prep: once submitted, op may complete and its frame go. */
+		struct uring_op *next = fifo->pending_next;
+		uring_reserve_locked(u, 1);
+		op_prep_locked(u, fifo);
+		fifo = next;
+	}
+	return true;
+}
+
+void uring_sq_lock(struct uring *u)
+{
+	rg_lock(&u->sq_lock);
+	pending_prep_locked(u);
+}
+
+void uring_sq_unlock(struct uring *u)
+{
+	for (;;) {
+		if (pending_prep_locked(u))
+			submit_if_sleeping_locked(u);
+		rg_unlock(&u->sq_lock);
+		/* Against uring_io's push then trylock: one of the two sees the other. */
+		atomic_thread_fence(memory_order_seq_cst);
+		if (!atomic_load_explicit(&u->pending, memory_order_relaxed) ||
+		    !rg_trylock(&u->sq_lock))
+			return;
+	}
+}
+
 /* Cancel op in the kernel; its own CQE still arrives (with -ECANCELED or its result). */
 static void cancel_op(struct uring *u, struct uring_op *op)
 {
-	rg_lock(&u->sq_lock);
+	uring_sq_lock(u);
 	uring_reserve_locked(u, 1);
 	io_uring_prep_cancel64(uring_sqe_locked(u, TAG_CANCEL), (uint64_t)(uintptr_t)op, 0);
 	uring_submit_locked(u);
-	rg_unlock(&u->sq_lock);
+	uring_sq_unlock(u);
 }
 
 static void ctx_cancelled(struct rg_ctx_hook *h, int err)
@@ -255,23 +315,40 @@ static int64_t uring_io(struct rg_poller *pl, const struct rg_io_req *req, rg_ct
 		uring_accept_close(u, req->fd);
 	}
 	rg_iowait_begin(pl, &op.w);
+	op.req = req;
 
-	rg_lock(&u->sq_lock);
-	uring_reserve_locked(u, 2);
-	if (req->op == RG_IO_CLOSE) {
-		/* Go's Close wakes the fd's blocked readers and writers: cancel them first. */
-		struct io_uring_sqe *c = uring_sqe_locked(u, TAG_CANCEL);
-		io_uring_prep_cancel_fd(c, req->fd, IORING_ASYNC_CANCEL_ALL);
-		c->flags |= IOSQE_IO_HARDLINK;
+	/*
+	 * While another M holds sq_lock (a flush holds it across its enter,
+	 * which runs the batch's inline sends), queue the operation for the
+	 * holder instead of sleeping on the lock: it preps it before letting
+	 * go, and it reaches the kernel in the next batch, as it would have.
+	 */
+	bool locked = rg_trylock(&u->sq_lock);
+	if (!locked && req->op != RG_IO_CLOSE) {
+		struct uring_op *head = atomic_load_explicit(&u->pending, memory_order_relaxed);
+		do
+			op.pending_next = head;
+		while (!atomic_compare_exchange_weak_explicit(&u->pending, &head, &op,
+							      memory_order_seq_cst,
+							      memory_order_relaxed));
+		/* The holder may have let go before our push: then it is ours to prep. */
+		if (rg_trylock(&u->sq_lock))
+			uring_sq_unlock(u);
+	} else {
+		if (!locked)
+			rg_lock(&u->sq_lock);
+		pending_prep_locked(u);
+		uring_reserve_locked(u, 2);
+		if (req->op == RG_IO_CLOSE) {
+			/* Go's Close wakes the fd's blocked readers and writers: cancel them first. */
+			struct io_uring_sqe *c = uring_sqe_locked(u, TAG_CANCEL);
+			io_uring_prep_cancel_fd(c, req->fd, IORING_ASYNC_CANCEL_ALL);
+			c->flags |= IOSQE_IO_HARDLINK;
+		}
+		op_prep_locked(u, &op);
+		submit_if_sleeping_locked(u);
+		uring_sq_unlock(u);
 	}
-	rg_tsan_release(&op); /* the reaper's acquire: the kernel hands op over */
-	prep(uring_sqe_locked(u, (uint64_t)(uintptr_t)&op), req);
-	/* user_data joins these probes with the kernel's io_uring tracepoints. */
-	RG_PROBE(io_submit, op.w.g->goid, (uint64_t)(uintptr_t)&op, (int)req->op);
-	/* An M asleep in the ring means idle CPUs: submit now rather than batch. */
-	if (atomic_load_explicit(&u->sleeping, memory_order_relaxed))
-		uring_submit_locked(u);
-	rg_unlock(&u->sq_lock);
 
 	if (ctx && rg_ctx_hook_add(ctx, &op.hook) != 0)
 		cancel_op(u, &op); /* cancelled before the hook was in place */
@@ -338,10 +415,10 @@ static void flush(struct uring *u)
 {
 	if (atomic_load_explicit(&u->unsubmitted, memory_order_relaxed) == 0)
 		return;
-	rg_lock(&u->sq_lock);
+	uring_sq_lock(u);
 	if (atomic_load_explicit(&u->unsubmitted, memory_order_relaxed))
 		submit_locked(u, true);
-	rg_unlock(&u->sq_lock);
+	uring_sq_unlock(u);
 }
 
 /*
@@ -394,9 +471,9 @@ static bool spin(struct uring *u, int64_t until)
 		if (atomic_load_explicit(&u->unsubmitted, memory_order_relaxed) ||
 		    (events && !entered)) {
 			entered = events;
-			rg_lock(&u->sq_lock);
+			uring_sq_lock(u);
 			unsigned n = publish_locked(u);
-			rg_unlock(&u->sq_lock);
+			uring_sq_unlock(u);
 			int r = ring_enter(u, true, n, 0, IORING_ENTER_GETEVENTS, NULL, 0);
 			if (r < 0 && n)
 				submit_failed(u, r);
@@ -478,10 +555,10 @@ static int uring_poll(struct rg_poller *pl, int64_t until, struct rg_g **out, in
 	 * another M reaped what woke us: the caller re-examines timers and
 	 * queues, so a wake-up is never lost.
 	 */
-	rg_lock(&u->sq_lock);
+	uring_sq_lock(u);
 	unsigned sub = publish_locked(u);
 	atomic_store_explicit(&u->sleeping, 1, memory_order_seq_cst);
-	rg_unlock(&u->sq_lock);
+	uring_sq_unlock(u);
 	/* A wake reaped by another M's non-blocking poll ends this wait before it starts. */
 	unsigned wait = atomic_exchange_explicit(&u->wake_owed, 0, memory_order_seq_cst) ? 0 : 1;
 	int r = ring_enter(u, true, sub, wait, IORING_ENTER_GETEVENTS | IORING_ENTER_EXT_ARG, &arg,
@@ -505,11 +582,11 @@ static void uring_wake(struct rg_poller *pl)
 	if (!atomic_compare_exchange_strong_explicit(&u->wake_pending, &zero, 1,
 						     memory_order_acq_rel, memory_order_relaxed))
 		return;
-	rg_lock(&u->sq_lock);
+	uring_sq_lock(u);
 	uring_reserve_locked(u, 1);
 	io_uring_prep_nop(uring_sqe_locked(u, TAG_WAKE));
 	uring_submit_locked(u);
-	rg_unlock(&u->sq_lock);
+	uring_sq_unlock(u);
 }
 
 /* ---- lifecycle ---- */
@@ -573,11 +650,11 @@ static void uring_destroy(struct rg_poller *pl)
 	 * Goroutines abandoned in I/O still own their buffers: cancel all of
 	 * it and wait for every CQE before the stacks can be unmapped.
 	 */
-	rg_lock(&u->sq_lock);
+	uring_sq_lock(u);
 	uring_reserve_locked(u, 1);
 	io_uring_prep_cancel64(uring_sqe_locked(u, TAG_CANCEL), 0, IORING_ASYNC_CANCEL_ANY);
 	uring_submit_locked(u);
-	rg_unlock(&u->sq_lock);
+	uring_sq_unlock(u);
 	for (int tries = 0; atomic_load_explicit(&u->inflight, memory_order_relaxed) > 0; tries++) {
 		struct __kernel_timespec ts = {.tv_nsec = 100000000};
 		struct io_uring_cqe *cqe;

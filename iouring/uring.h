@@ -30,6 +30,8 @@ struct uring {
 	struct rg_lock sq_lock; /* SQ tail and submission */
 	struct rg_lock cq_lock; /* CQ head */
 	_Atomic uint32_t unsubmitted; /* SQEs prepared, not yet handed to the kernel */
+	/* Operations queued while sq_lock was busy, newest first (uring_io); sq_lock's holder preps them. */
+	struct uring_op *_Atomic pending;
 	_Atomic uint32_t sleeping;    /* an M waits inside io_uring_enter */
 	_Atomic int64_t inflight;     /* SQEs whose CQE is not reaped yet */
 	_Atomic uint32_t wake_pending; /* a wake NOP is in flight */
@@ -48,7 +50,17 @@ struct uring_op {
 	int32_t res;
 	struct uring *u;
 	struct rg_ctx_hook hook;
+	const struct rg_io_req *req;   /* while on the pending list */
+	struct uring_op *pending_next; /* [pending list] */
 };
+
+/*
+ * sq_lock, taken and released through these: taking it preps the operations
+ * goroutines queued meanwhile (so a cancel's SQE follows the SQE it cancels),
+ * and the release leaves none of them behind.
+ */
+void uring_sq_lock(struct uring *u);
+void uring_sq_unlock(struct uring *u);
 
 /* Needs sq_lock: room for n SQEs (may drop the lock meanwhile); one SQE; submit all. */
 void uring_reserve_locked(struct uring *u, unsigned n);

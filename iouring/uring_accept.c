@@ -185,7 +185,7 @@ static void submit_for(struct uring *u, struct uring_listener *l, bool cancel)
 {
 	uint64_t ud = (uint64_t)(uintptr_t)l | TAG_ACCEPT;
 
-	rg_lock(&u->sq_lock);
+	uring_sq_lock(u);
 	uring_reserve_locked(u, 1);
 	if (cancel) {
 		io_uring_prep_cancel64(uring_sqe_locked(u, TAG_CANCEL), ud, 0);
@@ -195,7 +195,7 @@ static void submit_for(struct uring *u, struct uring_listener *l, bool cancel)
 	}
 	/* Not batched: a goroutine is about to wait for it, or the queue is full. */
 	uring_submit_locked(u);
-	rg_unlock(&u->sq_lock);
+	uring_sq_unlock(u);
 }
 
 static void fill_addr(int fd, struct sockaddr *addr, socklen_t *addrlen)

@@ -27,6 +27,7 @@
 
 #include "rg_test.h"
 #include "rg_check.h"
+#include "uring.h"
 
 #define AWAIT_NS (10ull * 1000000000ull)
 #include "rg_await.h"
@@ -1654,6 +1655,84 @@ TEST(global_queue_not_starved_by_io_completions)
 	       fl.reads_before_resume, (long)FLOW_G * FLOW_OPS);
 	TH_LOG("%s: main resumed after %ld more of %ld reads", rg_poller_name(),
 	       fl.reads_before_resume, (long)FLOW_G * FLOW_OPS);
+}
+
+/*
+ * A goroutine's submission does not wait for the ring's SQ lock: while a
+ * plain thread holds it (as a flushing M does across its io_uring_enter),
+ * an rg_read queues its operation for the holder and parks, so the only
+ * P runs the next goroutine; the holder preps the read when it lets go.
+ * Before the pending list, the reader's M slept on the lock, the P with
+ * it, and the holder waited out its deadline.
+ */
+#define SQ_HOLD_DEADLINE_NS (2 * SEC)
+
+static struct {
+	struct uring *u;
+	int p[2];
+	_Atomic bool held, other_ran, read_done, by_deadline;
+	int64_t nread;
+	char c;
+} sq;
+
+static void *sq_holder(void *arg)
+{
+	uint64_t until = rt_now_ns() + SQ_HOLD_DEADLINE_NS;
+
+	uring_sq_lock(sq.u);
+	atomic_store(&sq.held, true);
+	while (!atomic_load(&sq.other_ran) && rt_now_ns() < until)
+		sched_yield();
+	atomic_store(&sq.by_deadline, !atomic_load(&sq.other_ran));
+	uring_sq_unlock(sq.u); /* preps the queued read */
+	return NULL;
+}
+
+static void sq_reader(void *arg)
+{
+	sq.nread = rg_read(sq.p[0], &sq.c, 1);
+	atomic_store(&sq.read_done, true);
+}
+
+static void sq_other(void *arg)
+{
+	atomic_store(&sq.other_ran, true);
+}
+
+static void sq_main(void *arg)
+{
+	pthread_t t;
+
+	sq.u = rg_poller_get(rg_getg()->sched)->backend;
+	if (!GCHECK(pipe2(sq.p, O_CLOEXEC) == 0, "pipe") ||
+	    !GCHECK(pthread_create(&t, NULL, sq_holder, NULL) == 0, "pthread_create"))
+		return;
+	while (!atomic_load(&sq.held))
+		sched_yield(); /* a plain thread's progress: nothing of ours can run meanwhile */
+	/* The reader takes runnext and runs first; the other, only if the reader frees the P. */
+	rg_go(sq_other, NULL);
+	rg_go(sq_reader, NULL);
+	GCHECK(AWAIT(atomic_load(&sq.other_ran)), "the other goroutine never ran");
+	pthread_join(t, NULL);
+	GCHECK(write(sq.p[1], "x", 1) == 1, "write");
+	GCHECK(AWAIT(atomic_load(&sq.read_done)), "the read never completed");
+	rg_close(sq.p[0]);
+	rg_close(sq.p[1]);
+}
+
+TEST(submission_does_not_wait_for_the_sq_lock)
+{
+	if (using_epoll())
+		SKIP(return, "epoll poller: no submission queue");
+	rg_maxprocs(1);
+	setenv("RINGO_TIMESLICE", "5s", 1); /* no lend after refused preemptions in time */
+	ASSERT_EQ(0, rg_run(sq_main, NULL));
+	unsetenv("RINGO_TIMESLICE");
+	EXPECT_NO_GFAIL();
+	EXPECT_FALSE(atomic_load(&sq.by_deadline))
+	TH_LOG("the other goroutine waited for the lock's release");
+	EXPECT_EQ(1, sq.nread);
+	EXPECT_EQ('x', sq.c);
 }
 
 /*
