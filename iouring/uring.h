@@ -50,7 +50,7 @@ struct uring_op {
 	int32_t res;
 	struct uring *u;
 	struct rg_ctx_hook hook;
-	const struct rg_io_req *req;   /* while on the pending list */
+	const struct rg_io_req *req;   /* read when the SQE is prepped */
 	struct uring_op *pending_next; /* [pending list] */
 };
 
