@@ -238,25 +238,23 @@ static void submit_if_sleeping_locked(struct uring *u)
 		uring_submit_locked(u);
 }
 
-/* Prep the queued operations, oldest first; whether there were any. Needs sq_lock. */
+/*
+ * Prep the queued operations; whether there were any. Needs sq_lock. Newest
+ * first: they go to the kernel in the same enter anyway, and reversing the
+ * list wrote to every op, a line on another goroutine's stack, usually in
+ * another CPU's cache (90% of this function's time).
+ */
 static bool pending_prep_locked(struct uring *u)
 {
 	if (!atomic_load_explicit(&u->pending, memory_order_relaxed))
 		return false;
 	struct uring_op *op = atomic_exchange_explicit(&u->pending, NULL, memory_order_acquire);
-	struct uring_op *fifo = NULL;
 	while (op) {
-		struct uring_op *next = op->pending_next;
-		op->pending_next = fifo;
-		fifo = op;
-		op = next;
-	}
-	while (fifo) {
 		/* Read before the prep: once submitted, op may complete and its frame go. */
-		struct uring_op *next = fifo->pending_next;
+		struct uring_op *next = op->pending_next;
 		uring_reserve_locked(u, 1);
-		op_prep_locked(u, fifo);
-		fifo = next;
+		op_prep_locked(u, op);
+		op = next;
 	}
 	return true;
 }
