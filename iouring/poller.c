@@ -148,8 +148,8 @@ void rg_iowait_begin(struct rg_poller *pl, struct rg_iowait *w)
 {
 	w->g = rg_getg();
 	atomic_store_explicit(&w->state, IOWAIT_PENDING, memory_order_relaxed);
-	atomic_fetch_add_explicit(&pl->waiting, 1, memory_order_relaxed);
-	atomic_fetch_add_explicit(&pl->sched->pending_wakeups, 1, memory_order_release);
+	/* Also the deadlock detector's count of I/O in flight (one shared line, not two). */
+	atomic_fetch_add_explicit(&pl->waiting, 1, memory_order_release);
 }
 
 static bool iowait_commit(struct rg_g *g, void *arg)
@@ -184,6 +184,5 @@ struct rg_g *rg_iowait_complete(struct rg_iowait *w)
 
 void rg_iowait_end(struct rg_poller *pl, struct rg_iowait *w)
 {
-	atomic_fetch_sub_explicit(&pl->waiting, 1, memory_order_relaxed);
-	atomic_fetch_sub_explicit(&pl->sched->pending_wakeups, 1, memory_order_release);
+	atomic_fetch_sub_explicit(&pl->waiting, 1, memory_order_release);
 }

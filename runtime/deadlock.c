@@ -6,8 +6,9 @@
  * deadlock!" and exits 2; so does ringo.
  *
  * What can still wake a parked goroutine without any M running: a timer (on
- * some P's heap), an I/O completion or a goroutine returning from a blocking
- * system call (counted in pending_wakeups by the subsystems that own them),
+ * some P's heap), an I/O completion (the poller's count of waiting
+ * goroutines) or a goroutine returning from a blocking system call (counted
+ * in pending_wakeups),
  * or a thread that is not a goroutine touching a ringo object
  * (rg_chan_trysend from a plain pthread, say). The last one the runtime
  * cannot see: such programs set RINGO_DEADLOCK=0.
@@ -16,6 +17,7 @@
 #include <unistd.h>
 
 #include "fatal.h"
+#include "poller.h"
 #include "runq.h"
 #include "runtime.h"
 #include "schedstats.h"
@@ -25,6 +27,10 @@ void rg_checkdead(struct rg_sched *s)
 	if (!s->deadlock_check || atomic_load_explicit(&s->stopping, memory_order_relaxed))
 		return;
 	if (atomic_load_explicit(&s->pending_wakeups, memory_order_acquire) > 0)
+		return;
+	/* Goroutines waiting for I/O (the poller's count): a completion can still come. */
+	struct rg_poller *pl = atomic_load_explicit(&s->poller, memory_order_acquire);
+	if (pl && atomic_load_explicit(&pl->waiting, memory_order_acquire) > 0)
 		return;
 	int32_t nallp = atomic_load_explicit(&s->nallp, memory_order_acquire);
 	for (int32_t i = 0; i < nallp; i++)

@@ -324,9 +324,9 @@ struct rg_sched {
 	int64_t start_ns;
 
 	/*
-	 * Wake-up sources the deadlock detector cannot see in the run queues:
-	 * pending timers, I/O in flight, goroutines in blocking syscalls
-	 * (later issues add to it). Non-zero means "not a deadlock".
+	 * Wake-up sources the deadlock detector cannot see in the run queues or
+	 * the poller's count of I/O waiters: goroutines in blocking syscalls.
+	 * Non-zero means "not a deadlock".
 	 */
 	_Atomic int32_t pending_wakeups;
 	bool deadlock_check; /* RINGO_DEADLOCK=0 turns it off */
