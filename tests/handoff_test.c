@@ -52,14 +52,11 @@ static void reset(int64_t deadline_ns)
 	h.pfd[0] = h.pfd[1] = -1;
 }
 
-/* The test's side of the pipe: write once the queued goroutine ran, or at the deadline. */
-static void *writer(void *arg)
+/* A plain thread's wait until the queued goroutine ran, or the deadline (by_deadline then). */
+static void await_queued(int64_t until)
 {
-	struct timespec ts;
-	int64_t until = (int64_t)rt_now_ns() + h.deadline_ns;
+	struct timespec ts = {.tv_sec = until / 1000000000LL, .tv_nsec = until % 1000000000LL};
 
-	ts.tv_sec = until / 1000000000LL;
-	ts.tv_nsec = until % 1000000000LL;
 	pthread_mutex_lock(&h.mu);
 	while (!atomic_load(&h.ran)) {
 		if (pthread_cond_timedwait(&h.cv, &h.mu, &ts) == ETIMEDOUT) {
@@ -69,6 +66,12 @@ static void *writer(void *arg)
 	}
 	pthread_mutex_unlock(&h.mu);
 	atomic_store(&h.written, (int64_t)rt_now_ns());
+}
+
+/* The test's side of the pipe: write once the queued goroutine ran, or at the deadline. */
+static void *writer(void *arg)
+{
+	await_queued((int64_t)rt_now_ns() + h.deadline_ns);
 	if (write(h.pfd[1], "x", 1) != 1)
 		atomic_store(&h.by_deadline, true);
 	return NULL;
@@ -131,13 +134,19 @@ static void on_main(void *arg)
 	rg_kblock_get_stats(&h.stats);
 }
 
-TEST(unannotated_read_does_not_stall_its_p)
+/* One P, slices too long for sysmon's other remedy, the program allowed: rg_run's result. */
+static int run_one_p(void (*main_fn)(void *), int64_t deadline_ns)
 {
 	rg_maxprocs(1);
 	setenv("RINGO_TIMESLICE", "5s", 1);
 	unsetenv("RINGO_BPF");
-	reset(HANDOFF_DEADLINE_NS);
-	ASSERT_EQ(0, rg_run(on_main, NULL));
+	reset(deadline_ns);
+	return rg_run(main_fn, NULL);
+}
+
+TEST(unannotated_read_does_not_stall_its_p)
+{
+	ASSERT_EQ(0, run_one_p(on_main, HANDOFF_DEADLINE_NS));
 	if (h.state != RG_KBLOCK_ON)
 		SKIP(return, "kernel-fed P handoff unavailable: %s", h.why);
 	ASSERT_EQ(1, h.nread);
@@ -161,23 +170,14 @@ TEST(unannotated_read_does_not_stall_its_p)
 /* Hold h.lk until the queued goroutine has run (the failure) or the deadline. */
 static void *lock_holder(void *arg)
 {
-	struct timespec ts;
 	int64_t until = (int64_t)rt_now_ns() + h.deadline_ns;
 
-	ts.tv_sec = until / 1000000000LL;
-	ts.tv_nsec = until % 1000000000LL;
 	rg_lock(&h.lk);
 	pthread_mutex_lock(&h.mu);
 	h.held = true;
 	pthread_cond_broadcast(&h.cv);
-	while (!atomic_load(&h.ran)) {
-		if (pthread_cond_timedwait(&h.cv, &h.mu, &ts) == ETIMEDOUT) {
-			atomic_store(&h.by_deadline, !atomic_load(&h.ran));
-			break;
-		}
-	}
 	pthread_mutex_unlock(&h.mu);
-	atomic_store(&h.written, (int64_t)rt_now_ns());
+	await_queued(until);
 	rg_unlock(&h.lk);
 	return NULL;
 }
@@ -213,11 +213,7 @@ static void lock_main(void *arg)
 /* A sleep on a runtime lock is not a block to lend for: its holder lets go soon. */
 TEST(runtime_lock_sleep_lends_no_p)
 {
-	rg_maxprocs(1);
-	setenv("RINGO_TIMESLICE", "5s", 1);
-	unsetenv("RINGO_BPF");
-	reset(OFF_DEADLINE_NS);
-	ASSERT_EQ(0, rg_run(lock_main, NULL));
+	ASSERT_EQ(0, run_one_p(lock_main, OFF_DEADLINE_NS));
 	if (h.state != RG_KBLOCK_ON)
 		SKIP(return, "kernel-fed P handoff unavailable: %s", h.why);
 	ASSERT_EQ(1, h.nread);
