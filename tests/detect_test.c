@@ -1303,7 +1303,7 @@ TEST(leakcheck_ignore_by_id_and_function)
 static struct {
 	rg_chan *gate, *relay;
 	gslot gated[FIN_GATED], computer, relay_waiter;
-	atomic_int computing;
+	atomic_int computing, checking;
 } fin;
 
 static void fin_yielder(void *arg)
@@ -1323,6 +1323,10 @@ static void fin_computer(void *arg)
 	publish_self(&fin.computer);
 	rg_preempt_disable(); /* stays running on its P: a preemption would queue it */
 	atomic_store(&fin.computing, 1);
+	/* Until the check has begun, however late the main goroutine gets a P
+	 * under load, and 50 ms into it: the check must wait for this one. */
+	while (!atomic_load(&fin.checking))
+		;
 	rt_spin_ns(50 * 1000 * 1000);
 	rg_preempt_enable();
 }
@@ -1377,6 +1381,7 @@ static void lk_finishing_main(void *arg)
 	rg_go(fin_computer, NULL);
 	if (!AWAIT(atomic_load(&fin.computing) && running_now(&fin.computer)))
 		_exit(5);
+	atomic_store(&fin.checking, 1);
 	t0 = rt_now_ns();
 	lkr->ret[2] = rg_leakcheck(NULL);
 	lkr->ns[2] = rt_now_ns() - t0;
