@@ -182,8 +182,9 @@ int main(int argc, char **argv)
 	struct rg_kblock_stats st;
 	rg_kblock_get_stats(&st);
 	getrusage(RUSAGE_SELF, &ru);
-	printf("kblock: %" PRIu64 " records, %" PRIu64 " wake-ups, %" PRIu64 " lends; cpu %.3f s\n",
-	       st.events, st.wakes, st.lends,
+	printf("kblock: %" PRIu64 " records, %" PRIu64 " wake-ups, %" PRIu64 " lends (%" PRIu64
+	       " ahead of the block's age, %" PRIu64 " of them given back); cpu %.3f s\n",
+	       st.events, st.wakes, st.lends, st.early, st.withdrawn,
 	       ru.ru_utime.tv_sec + ru.ru_stime.tv_sec +
 		       (ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6);
 	return 0;

@@ -18,12 +18,19 @@
 
 static _Atomic int state = RG_KBLOCK_LOADING;
 static const char *_Atomic why = "not started";
-static _Atomic uint64_t st_events, st_lends, st_wakes;
+static _Atomic uint64_t st_events, st_lends, st_wakes, st_early, st_withdrawn;
 static _Atomic int64_t st_last_lend;
 
-void rg_kblock_count_lend(int64_t now)
+void rg_kblock_count_withdrawn(void)
+{
+	atomic_fetch_add_explicit(&st_withdrawn, 1, memory_order_relaxed);
+}
+
+void rg_kblock_count_lend(int64_t now, bool early)
 {
 	atomic_fetch_add_explicit(&st_lends, 1, memory_order_relaxed);
+	if (early)
+		atomic_fetch_add_explicit(&st_early, 1, memory_order_relaxed);
 	atomic_store_explicit(&st_last_lend, now, memory_order_relaxed);
 }
 
@@ -32,6 +39,8 @@ void rg_kblock_get_stats(struct rg_kblock_stats *out)
 	out->events = atomic_load_explicit(&st_events, memory_order_relaxed);
 	out->lends = atomic_load_explicit(&st_lends, memory_order_relaxed);
 	out->wakes = atomic_load_explicit(&st_wakes, memory_order_relaxed);
+	out->early = atomic_load_explicit(&st_early, memory_order_relaxed);
+	out->withdrawn = atomic_load_explicit(&st_withdrawn, memory_order_relaxed);
 	out->last_lend = atomic_load_explicit(&st_last_lend, memory_order_relaxed);
 }
 
@@ -57,6 +66,11 @@ void rg_kblock_start(void)
 int rg_kblock_scan(struct rg_sched *s, struct rg_kblock_report *out, int max)
 {
 	return 0;
+}
+
+bool rg_kblock_blocked(uint32_t slot, int64_t since)
+{
+	return false;
 }
 
 void rg_kblock_want_wake(uint32_t slot)
@@ -490,6 +504,13 @@ int rg_kblock_scan(struct rg_sched *s, struct rg_kblock_report *out, int max)
 	}
 	pthread_mutex_unlock(&ents_lock);
 	return n;
+}
+
+bool rg_kblock_blocked(uint32_t slot, int64_t since)
+{
+	/* The slots stay mapped once loaded; a slot reused since has another time. */
+	return on() && slot < RG_KBLOCK_SLOTS &&
+	       (int64_t)__atomic_load_n(&slots[slot].blocked_since, __ATOMIC_ACQUIRE) == since;
 }
 
 void rg_kblock_want_wake(uint32_t slot)

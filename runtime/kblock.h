@@ -22,6 +22,13 @@ enum rg_kblock_state {
 	RG_KBLOCK_ON,
 };
 
+/*
+ * A block is lent for once this old (Go's sysmon wants a syscall to last a
+ * 20 us tick): a contended lock or a short fault ends before a lent P's M
+ * could even start.
+ */
+#define RG_KBLOCK_MIN_NS 20000LL
+
 /* An M of the caller's scheduler blocked in the kernel. */
 struct rg_kblock_report {
 	pid_t tid;
@@ -41,6 +48,8 @@ const char *rg_kblock_why(void);
  * Returns how many reports were written (at most max).
  */
 int rg_kblock_scan(struct rg_sched *s, struct rg_kblock_report *out, int max);
+/* Is the block report (slot, since) still current: that M not back on a CPU? */
+bool rg_kblock_blocked(uint32_t slot, int64_t since);
 /* sysmon: post a ring buffer record when the M in slot runs again. */
 void rg_kblock_want_wake(uint32_t slot);
 /* sysmon's exit: forget s's Ms. */
@@ -59,11 +68,14 @@ void rg_kblock_kick(void);
 struct rg_kblock_stats {
 	uint64_t events; /* ring buffer records read by sysmon */
 	uint64_t lends;	 /* Ps lent for a blocked M */
+	uint64_t early;	 /* of those, lent before the block came of age (the M waited) */
+	uint64_t withdrawn; /* of those, given back unused: the block ended first */
 	uint64_t wakes;	 /* sysmon woken from epoll by a record */
 	int64_t last_lend; /* when sysmon looked, woken, before its last lend (rg_nanotime) */
 };
 void rg_kblock_get_stats(struct rg_kblock_stats *out);
-void rg_kblock_count_lend(int64_t now);
+void rg_kblock_count_lend(int64_t now, bool early);
+void rg_kblock_count_withdrawn(void);
 /* The program's run time and count (kernel.bpf_stats_enabled); false when off. */
 bool rg_kblock_prog_stats(uint64_t *run_ns, uint64_t *run_cnt);
 /* Is thread tid registered with the BPF program? */

@@ -211,6 +211,14 @@ struct rg_p {
 	_Atomic bool lent;
 	struct rg_p *lent_for; /* that P: its runnext is stolen without the grace (runq.c) */
 	/*
+	 * Lent for a block in kblock slot lent_slot that began at lent_since
+	 * and is not old enough yet: the M waits until lent_until, and gives
+	 * the loan back if the block ends first [set by sysmon before the lend].
+	 */
+	int64_t lent_until;
+	int64_t lent_since;
+	uint32_t lent_slot;
+	/*
 	 * When completed I/O queued goroutines here without waking a helper M
 	 * (0: none pending). The owner wakes one once they have waited
 	 * RG_HELP_DELAY_NS, sysmon does when the owner is stuck in one of them.

@@ -21,6 +21,7 @@
 
 #include "arch.h"
 #include "fatal.h"
+#include "kblock.h"
 #include "poller.h"
 #include "preempt.h"
 #include "probes.h"
@@ -71,6 +72,7 @@ bool rg_pdead(struct rg_sched *s, struct rg_p *p)
 {
 	atomic_store_explicit(&p->lent, false, memory_order_relaxed);
 	p->lent_for = NULL;
+	p->lent_until = 0;
 	atomic_store_explicit(&p->status, P_DEAD, memory_order_relaxed);
 	return rg_timers_move(p, s->allp[0]) > 0;
 }
@@ -516,6 +518,28 @@ static bool work_anywhere(struct rg_sched *s)
 }
 
 /*
+ * A P lent before the block it was lent for came of age (sysmon.c,
+ * kblock_lend): the M's wake-up and the rest of that wait overlap. Wait
+ * out the rest on the CPU (a timed sleep this short ends tens of
+ * microseconds late here) and, if the block ends first, give the loan
+ * back unused: the retire check after this parks the M again.
+ */
+static void lent_hold(struct rg_p *p)
+{
+	int64_t until = p->lent_until;
+
+	p->lent_until = 0;
+	while (rg_nanotime() < until) {
+		if (!rg_kblock_blocked(p->lent_slot, p->lent_since)) {
+			atomic_store_explicit(&p->lent, false, memory_order_relaxed);
+			rg_kblock_count_withdrawn();
+			return;
+		}
+		rg_arch_relax();
+	}
+}
+
+/*
  * Find a goroutine to run, blocking until one exists. Returns NULL when the
  * runtime stops. *inherit: the G came from runnext and shares the time slice.
  */
@@ -531,6 +555,8 @@ top:
 	if (!m->p && !stopm(m))
 		return NULL; /* back from a system call that lost its P */
 	struct rg_p *p = m->p;
+	if (p->lent_until)
+		lent_hold(p);
 	if (p->id >= atomic_load_explicit(&s->gomaxprocs, memory_order_relaxed) &&
 	    !atomic_load_explicit(&p->lent, memory_order_relaxed) && retire_p(m))
 		goto no_p;

@@ -43,15 +43,18 @@
 #define PREEMPT_RETRY_MAX_NS 1000000LL
 #define KBLOCK_MAX_REPORTS 64
 #define KBLOCK_RECHECK_NS 1000000LL /* while a P is lent for a block, should a record be lost */
-/* Blocked at least this long (Go's sysmon wants a syscall to last a 20 us tick): a contended
- * lock or a short fault ends before a lent P's M could even start. */
-#define KBLOCK_MIN_NS 20000LL
+#define KBLOCK_MIN_NS RG_KBLOCK_MIN_NS
 /*
  * A wait this short for a block to come of age is spent on the CPU: a
  * timed sleep that short ends 40-60 us late on this VM (the timer's
  * interrupt and a halt exit), three times the wait itself.
  */
 #define KBLOCK_SPIN_NS KBLOCK_MIN_NS
+/*
+ * Lend this much before a block comes of age: waking the lent P's M takes
+ * 10-15 us here, and that M waits out the rest itself (sched.c, lent_hold).
+ */
+#define LEND_LEAD_NS 15000LL
 
 /* Retake Ps stuck in system calls; returns how many. */
 static int retake(struct rg_sched *s, int64_t now)
@@ -183,7 +186,7 @@ static uint32_t preemptone(struct rg_sched *s, struct rg_p *p, uint64_t tick, in
  * spinning M takes it and steals the stuck P's queue (and runs its timers).
  * It retires at its next scheduling point once the stuck slice has ended.
  */
-static void lend_p(struct rg_sched *s, struct rg_p *stuck)
+static void lend_p(struct rg_sched *s, struct rg_p *stuck, const struct rg_kblock_report *young)
 {
 	struct rg_p *p = NULL;
 	int32_t id;
@@ -203,7 +206,12 @@ static void lend_p(struct rg_sched *s, struct rg_p *stuck)
 		return;
 	}
 	atomic_store_explicit(&p->lent, true, memory_order_relaxed);
-	p->lent_for = stuck; /* published to the lent P's M by rg_startm */
+	p->lent_for = stuck; /* published to the lent P's M by rg_startm, as are: */
+	p->lent_until = young ? young->since + KBLOCK_MIN_NS : 0;
+	if (young) {
+		p->lent_slot = young->slot;
+		p->lent_since = young->since;
+	}
 	atomic_store_explicit(&p->status, P_IDLE, memory_order_relaxed);
 	if (id + 1 > atomic_load_explicit(&s->nallp, memory_order_relaxed))
 		atomic_store_explicit(&s->nallp, id + 1, memory_order_release);
@@ -372,7 +380,7 @@ static int64_t preempt_long(struct rg_sched *s, int64_t now, bool chaos, uint64_
 			if (p->id >= atomic_load_explicit(&s->gomaxprocs, memory_order_relaxed))
 				drain_retiring(s, p);
 			else
-				lend_p(s, p);
+				lend_p(s, p, NULL);
 		}
 	}
 	return next;
@@ -381,10 +389,10 @@ static int64_t preempt_long(struct rg_sched *s, int64_t now, bool chaos, uint64_
 /*
  * Kernel-fed handoff: the M of a running P blocked in the kernel (a page
  * fault, a read() not wrapped in rg_syscall_enter, a futex in a library),
- * as bpf/mblock.bpf.c reports. When work waits for that P, lend one as
- * soon as the block is KBLOCK_MIN_NS old (the M may be anywhere, even
- * inside the runtime: its P stays its own), and retire the loan once the
- * M runs again. Returns true while a
+ * as bpf/mblock.bpf.c reports. When work waits for that P, lend one for
+ * a block KBLOCK_MIN_NS old (the M may be anywhere, even inside the
+ * runtime: its P stays its own; the lent P's M starts LEND_LEAD_NS ahead
+ * and waits out the age itself), and retire the loan once the M runs again. Returns true while a
  * P is lent for a block; *recheck: when a block too young to lend for
  * will be old enough (0: none).
  */
@@ -430,27 +438,30 @@ static bool kblock_lend(struct rg_sched *s, int64_t now, const struct rg_kblock_
 		if (!p || p->sysmon_lent || atomic_load_explicit(&p->lent, memory_order_relaxed) ||
 		    !work_waits(s, p, now))
 			continue;
-		if (now - kr[j].since < KBLOCK_MIN_NS) {
-			int64_t at = kr[j].since + KBLOCK_MIN_NS;
+		/* Lend ahead of the block's age (the M checks it): an M's wake-up is as long. */
+		bool young = now - kr[j].since < KBLOCK_MIN_NS;
+		bool retiring = p->id >= atomic_load_explicit(&s->gomaxprocs, memory_order_relaxed);
+		if (now - kr[j].since < KBLOCK_MIN_NS - (retiring ? 0 : LEND_LEAD_NS)) {
+			int64_t at = kr[j].since + KBLOCK_MIN_NS - (retiring ? 0 : LEND_LEAD_NS);
 			if (!*recheck || at < *recheck)
 				*recheck = at;
 			continue;
 		}
-		if (p->id >= atomic_load_explicit(&s->gomaxprocs, memory_order_relaxed)) {
+		if (retiring) {
 			if (drain_retiring(s, p))
-				rg_kblock_count_lend(now);
+				rg_kblock_count_lend(now, false);
 			continue;
 		}
 		/* preempt_long retires a loan made for a slice it has not seen. */
 		if (atomic_load_explicit(&p->schedtick, memory_order_relaxed) != p->sysmon_schedtick)
 			continue;
-		lend_p(s, p);
+		lend_p(s, p, young ? &kr[j] : NULL);
 		if (!p->sysmon_lent)
 			continue;
 		p->sysmon_klent = true;
 		p->sysmon_ktid = kr[j].tid;
 		rg_kblock_want_wake(kr[j].slot);
-		rg_kblock_count_lend(now);
+		rg_kblock_count_lend(now, young);
 		any = true;
 	}
 	return any;
