@@ -8,6 +8,10 @@
  * When work waits for that P (its ring, runnext, an expired timer, or the
  * global queue), post a ring buffer record too, so sysmon, waiting in
  * epoll, looks at once; work that comes later waits for sysmon's tick.
+ * Also, machine-wide, which CPUs are idle and how many tasks each one's
+ * run queue holds, so that the runtime wakes an M for a P only when a CPU
+ * could run it and leaves a CPU others wait for (runtime/sched.c,
+ * rg_wakep_local and cpu_wanted_elsewhere).
  */
 #include "vmlinux.h"
 #include <bpf/bpf_core_read.h>
@@ -41,6 +45,14 @@ struct {
 } slots SEC(".maps");
 
 struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(map_flags, BPF_F_MMAPABLE);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct rg_kblock_cpus);
+} cpus SEC(".maps");
+
+struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(max_entries, RG_KBLOCK_SLOTS);
 	__type(key, __u32); /* tid */
@@ -69,6 +81,17 @@ static __always_inline bool work_waits(__u64 m, __u64 p, __u64 now)
 	       !bpf_probe_read_user(&n, sizeof(n), (void *)(s + off_runqsize)) && n > 0;
 }
 
+/* The run queue length of the CPU task t is on (0 for the idle task, which is on none). */
+static __always_inline void note_nr_running(struct rg_kblock_cpus *c, __u32 cpu,
+					    struct task_struct *t)
+{
+	unsigned int nr = 0;
+
+	if (t->pid && bpf_core_field_exists(((struct cfs_rq *)0)->rq))
+		nr = BPF_CORE_READ(t, se.cfs_rq, rq, nr_running);
+	c->nr_running[cpu] = nr > 255 ? 255 : nr;
+}
+
 static __always_inline void post(__u64 ts, __u32 slot, __u32 blocked)
 {
 	struct rg_kblock_event ev = {.ts = ts, .slot = slot, .blocked = blocked};
@@ -82,6 +105,17 @@ int BPF_PROG(mblock_switch, bool preempt, struct task_struct *prev, struct task_
 	     unsigned int prev_state)
 {
 	__u32 tid;
+
+	/* This CPU: idle or not (its idle task is pid 0), and how many tasks want it. */
+	{
+		__u32 zero = 0, cpu = bpf_get_smp_processor_id();
+		struct rg_kblock_cpus *c = bpf_map_lookup_elem(&cpus, &zero);
+		if (c && cpu < RG_KBLOCK_CPUS) {
+			if (prev->pid == 0 || next->pid == 0)
+				c->idle[cpu] = next->pid == 0;
+			note_nr_running(c, cpu, next);
+		}
+	}
 
 	/* Blocked (not preempted, not runnable): is it an M running a goroutine on a P? */
 	if (prev_state != 0 && !preempt && prev->tgid == targ_tgid) {
@@ -124,5 +158,17 @@ int BPF_PROG(mblock_switch, bool preempt, struct task_struct *prev, struct task_
 			}
 		}
 	}
+	return 0;
+}
+
+/* A task queued on a CPU: that CPU's run queue grew without a switch. */
+SEC("tp_btf/sched_wakeup")
+int BPF_PROG(mblock_wakeup, struct task_struct *p)
+{
+	__u32 zero = 0, cpu = BPF_CORE_READ(p, thread_info.cpu);
+	struct rg_kblock_cpus *c = bpf_map_lookup_elem(&cpus, &zero);
+
+	if (c && cpu < RG_KBLOCK_CPUS)
+		note_nr_running(c, cpu, p);
 	return 0;
 }

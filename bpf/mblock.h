@@ -18,6 +18,13 @@ struct rg_kblock_slot {
 	__u32 pad[9];
 };
 
+/* Per CPU, by number, as of its last context switch or wake-up. */
+#define RG_KBLOCK_CPUS 1024
+struct rg_kblock_cpus {
+	__u8 idle[RG_KBLOCK_CPUS];	 /* running its idle task */
+	__u8 nr_running[RG_KBLOCK_CPUS]; /* tasks on its run queue, the running one included */
+};
+
 /* Value of the thread id -> M hash. */
 struct rg_kblock_m {
 	__u64 m_addr; /* struct rg_m *, read with bpf_probe_read_user */

@@ -3,7 +3,10 @@
  * Kernel-fed P handoff, the user-space half (bpf/mblock.bpf.c is the other):
  * loading the BPF program off the critical path, registering each M's
  * thread with it, reading its per-M slots with plain loads, and sysmon's
- * epoll sleep that its ring buffer ends. The decisions are sysmon's.
+ * epoll sleep that its ring buffer ends. The decisions are sysmon's. The
+ * same program keeps per-CPU facts (idle or not, run queue length) that
+ * the scheduler reads with plain loads: CPU-aware wake-ups (sched.c),
+ * RINGO_CPUAWARE=0 to wake and poll as Go does.
  */
 #include <errno.h>
 #include <pthread.h>
@@ -90,6 +93,16 @@ void rg_kblock_kick(void)
 {
 }
 
+bool rg_kblock_cpu_idle(void)
+{
+	return true;
+}
+
+bool rg_kblock_cpu_contended(int cpu)
+{
+	return false;
+}
+
 bool rg_kblock_tracked(pid_t tid)
 {
 	return false;
@@ -138,6 +151,9 @@ _Static_assert(sizeof(((struct rg_p *)0)->timer0_when) == 8 &&
 
 static struct mblock_bpf *obj;
 static struct rg_kblock_slot *slots; /* the mmapped array */
+static struct rg_kblock_cpus *cpus;  /* the mmapped per-CPU bytes */
+static int ncpus;
+static bool cpu_aware = true; /* RINGO_CPUAWARE=0: wake and poll as Go does */
 static size_t slots_len;
 static struct ring_buffer *rb;
 static int ms_fd = -1, ep_fd = -1, kick_fd = -1;
@@ -170,8 +186,10 @@ static int print_fn(enum libbpf_print_level level, const char *fmt, va_list ap)
 static void parse_debug(void)
 {
 	const char *e = getenv("RINGO_DEBUG");
+	const char *c = getenv("RINGO_CPUAWARE");
 
 	debug = e && (strstr(e, "bpf=1") || strstr(e, "kblock=1"));
+	cpu_aware = !c || strcmp(c, "0") != 0;
 }
 
 static int on_event(void *ctx, void *data, size_t len)
@@ -210,6 +228,19 @@ static int load_bpf(const char **step)
 	if (a == MAP_FAILED)
 		return -errno;
 	slots = a;
+	*step = "mmap cpus";
+	void *c = mmap(NULL, (sizeof(struct rg_kblock_cpus) + page - 1) & ~(page - 1),
+		       PROT_READ | PROT_WRITE, MAP_SHARED, bpf_map__fd(obj->maps.cpus), 0);
+	if (c == MAP_FAILED)
+		return -errno;
+	cpus = c;
+	ncpus = (int)sysconf(_SC_NPROCESSORS_CONF);
+	if (ncpus > RG_KBLOCK_CPUS)
+		ncpus = RG_KBLOCK_CPUS;
+	/* Idle until seen busy: a CPU idle since before the program came would never say so,
+	 * and a busy one marked idle only costs a wake-up as before. */
+	for (int i = 0; i < ncpus; i++)
+		__atomic_store_n(&cpus->idle[i], 1, __ATOMIC_RELAXED);
 	return 0;
 }
 
@@ -553,6 +584,22 @@ bool rg_kblock_sleep(int64_t ns)
 		pthread_mutex_unlock(&rb_lock);
 	}
 	return true;
+}
+
+bool rg_kblock_cpu_contended(int cpu)
+{
+	return on() && cpu_aware && cpu >= 0 && cpu < ncpus &&
+	       __atomic_load_n(&cpus->nr_running[cpu], __ATOMIC_RELAXED) > 1;
+}
+
+bool rg_kblock_cpu_idle(void)
+{
+	if (!on() || !cpu_aware)
+		return true;
+	for (int i = 0; i < ncpus; i++)
+		if (__atomic_load_n(&cpus->idle[i], __ATOMIC_RELAXED))
+			return true;
+	return false;
 }
 
 void rg_kblock_kick(void)

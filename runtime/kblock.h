@@ -63,6 +63,14 @@ void rg_kblock_forget(struct rg_sched *s);
 bool rg_kblock_sleep(int64_t ns);
 /* End such a sleep (rg_sysmon_wake). */
 void rg_kblock_kick(void);
+/*
+ * Does some CPU run its idle task now (machine-wide, as the program last
+ * saw it; true when the program is off)? sched.c wakes an M for work its
+ * running Ms will get to only then (rg_wakep_local).
+ */
+bool rg_kblock_cpu_idle(void);
+/* Does another task wait for CPU cpu (its run queue, as the program last saw it)? */
+bool rg_kblock_cpu_contended(int cpu);
 
 /* Tests and benchmarks. */
 struct rg_kblock_stats {

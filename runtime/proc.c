@@ -348,7 +348,7 @@ int rg_go(void (*fn)(void *), void *arg)
 	ginit(s, p, g, fn, arg, parent);
 	RG_PROBE(g_create, g->goid, parent, (uintptr_t)fn);
 	rg_runqput(p, g, true);
-	rg_wakep(s, false);
+	rg_wakep_local(s, p);
 	/* A synchronous safe point for a spawning loop, but only when a
 	 * program calls (the runtime may call with its own locks held). */
 	if (m->curg && atomic_load_explicit(&p->preempt, memory_order_relaxed))
@@ -437,7 +437,7 @@ void rg_ready(struct rg_g *g)
 	RG_PROBE(g_ready, g->goid, m && m->curg ? m->curg->goid : 0, m && m->p ? m->p->id : -1);
 	if (m && m->p && m->sched == s) {
 		rg_runqput(m->p, g, true); /* the waker's runnext: ping-pong stays on one P */
-		rg_wakep(s, false);
+		rg_wakep_local(s, m->p);
 	} else {
 		rg_globrunqput_wakep(s, g);
 	}

@@ -219,9 +219,11 @@ struct rg_p {
 	int64_t lent_since;
 	uint32_t lent_slot;
 	/*
-	 * When completed I/O queued goroutines here without waking a helper M
-	 * (0: none pending). The owner wakes one once they have waited
-	 * RG_HELP_DELAY_NS, sysmon does when the owner is stuck in one of them.
+	 * When completed I/O queued goroutines here without waking a helper M,
+	 * or a wake-up was held back while no CPU was idle (rg_wakep_local);
+	 * 0: none pending. The owner wakes one once they have waited
+	 * RG_HELP_DELAY_NS, sysmon does when the owner is stuck in one of them
+	 * (both only while a CPU is idle).
 	 */
 	_Atomic int64_t help_since;
 } __attribute__((aligned(RG_CACHELINE)));
@@ -296,6 +298,7 @@ struct rg_sched {
 	struct rg_p *pidle;
 	_Atomic int32_t npidle;
 	_Atomic int32_t nmspinning;
+	_Atomic uint64_t mstarts; /* Ms woken or created for a P by rg_startm (tests, dumps) */
 
 	/*
 	 * Ps never move or die before the sched. allp[i] is written before the
@@ -507,6 +510,8 @@ void rg_globrunq_destroy(struct rg_sched *s);
  * the wake-up is missed); work published elsewhere calls with fence = true.
  */
 void rg_wakep(struct rg_sched *s, bool fence);
+/* rg_wakep for work on p, the caller's own P: only while some CPU is idle, else help_since (sched.c). */
+void rg_wakep_local(struct rg_sched *s, struct rg_p *p);
 /* How long goroutines readied by I/O wait on a P before a helper M is woken (netpoll_inject). */
 #define RG_HELP_DELAY_NS 50000LL
 /* Sysmon: wake helpers for Ps whose owner is busy while their I/O work waits. */

@@ -1,0 +1,189 @@
+// SPDX-License-Identifier: BSD-2-Clause
+/*
+ * CPU-aware wake-ups (runtime/sched.c, rg_wakep_local; bpf/mblock.bpf.c
+ * keeps the per-CPU facts): with every CPU busy, goroutines queued on a P
+ * whose M cycles through them wake no M for another P. Two Ps; the main
+ * goroutine's M is pinned to CPU 0 and a plain "hog" thread spins on CPU 1,
+ * so no CPU is idle. Without BPF, root or two CPUs the tests skip. Time
+ * slices are long, so that no preemption moves the goroutines meanwhile.
+ * (The other half, an M leaving a contended CPU, is measured by HTTP at two
+ * Ps; chan_test's ping-pong with a busy-polling main checks that it still
+ * steals from a P whose goroutine runs on.)
+ */
+#include <pthread.h>
+#include <sched.h>
+#include <stdatomic.h>
+#include <unistd.h>
+
+#include "kblock.h"
+#include "rg_test.h"
+
+#define LOAD_DEADLINE_NS (20 * 1000000000LL) /* the verifier, on a loaded machine */
+#define SETTLE_DEADLINE_NS (2 * 1000000000LL)
+#define HOLD_NS (50 * 1000000LL) /* how long main cycles */
+#define BATCH 4			 /* goroutines queued per round */
+
+static struct {
+	const char *skip; /* why the test cannot run here */
+	pid_t main_tid;
+	_Atomic int hog_stop;
+	_Atomic int hog_running;
+	_Atomic int ran;	     /* queued goroutines that ran */
+	_Atomic int ran_elsewhere;   /* ... on another thread than main's */
+	_Atomic int ran_during_hold; /* ... while main was cycling */
+	_Atomic int holding;
+	int spawned;
+	rg_wg wg;
+	uint64_t mstarts; /* Ms the runtime started during the hold */
+} t;
+
+static bool pin_self(int cpu)
+{
+	cpu_set_t set;
+
+	CPU_ZERO(&set);
+	CPU_SET(cpu, &set);
+	return sched_setaffinity(0, sizeof(set), &set) == 0;
+}
+
+static void *hog(void *arg)
+{
+	if (!pin_self(1))
+		return NULL;
+	atomic_store(&t.hog_running, 1);
+	while (!atomic_load(&t.hog_stop))
+		;
+	return NULL;
+}
+
+static void queued(void *arg)
+{
+	if (gettid() != t.main_tid)
+		atomic_fetch_add(&t.ran_elsewhere, 1);
+	if (atomic_load(&t.holding))
+		atomic_fetch_add(&t.ran_during_hold, 1);
+	atomic_fetch_add(&t.ran, 1);
+	rg_wg_done(&t.wg);
+}
+
+/* The program loaded and watching, two CPUs; NULL or why not. */
+static const char *await_program(void)
+{
+	int64_t until = (int64_t)rt_now_ns() + LOAD_DEADLINE_NS;
+
+	if (sysconf(_SC_NPROCESSORS_ONLN) < 2)
+		return "needs two CPUs";
+	while (rg_kblock_state() == RG_KBLOCK_LOADING && (int64_t)rt_now_ns() < until)
+		rg_sleep(1000000);
+	if (rg_kblock_state() != RG_KBLOCK_ON)
+		return rg_kblock_why();
+	return NULL;
+}
+
+/* Until the program has seen every CPU busy (ours and the hog's), or the deadline. */
+static bool await_no_idle_cpu(void)
+{
+	int64_t until = (int64_t)rt_now_ns() + SETTLE_DEADLINE_NS;
+
+	while (rg_kblock_cpu_idle() && (int64_t)rt_now_ns() < until)
+		;
+	return !rg_kblock_cpu_idle();
+}
+
+/*
+ * For HOLD_NS, cycle through goroutines on our P as a server's M does: queue
+ * a batch and wait for it (parked: the global queue stays empty), again.
+ */
+static void cycle(void)
+{
+	struct rg_sched *s = rg_getm()->sched;
+	uint64_t m0 = atomic_load(&s->mstarts);
+	int spawned = 0;
+
+	atomic_store(&t.holding, 1);
+	for (uint64_t end = rt_now_ns() + HOLD_NS; rt_now_ns() < end;) {
+		rg_wg_add(&t.wg, BATCH);
+		for (int i = 0; i < BATCH; i++)
+			rg_go(queued, NULL);
+		spawned += BATCH;
+		rg_wg_wait(&t.wg);
+	}
+	atomic_store(&t.holding, 0);
+	t.mstarts = atomic_load(&s->mstarts) - m0;
+	t.spawned = spawned;
+}
+
+static void no_wake_main(void *arg)
+{
+	pthread_t h;
+
+	if ((t.skip = await_program()))
+		return;
+	if (!pin_self(0)) {
+		t.skip = "sched_setaffinity failed";
+		return;
+	}
+	t.main_tid = gettid();
+	if (pthread_create(&h, NULL, hog, NULL)) {
+		t.skip = "no hog thread";
+		return;
+	}
+	while (!atomic_load(&t.hog_running))
+		;
+	/* arg: RINGO_CPUAWARE=0, where the program's view is not consulted. */
+	if (arg || await_no_idle_cpu())
+		cycle();
+	else
+		t.skip = "a CPU stayed idle beside the hog";
+	atomic_store(&t.hog_stop, 1);
+	pthread_join(h, NULL);
+}
+
+static void setup(const char *timeslice)
+{
+	memset(&t, 0, sizeof(t)); /* a zero rg_wg is ready */
+	rg_maxprocs(2);
+	setenv("RINGO_TIMESLICE", timeslice, 1);
+	unsetenv("RINGO_BPF");
+	unsetenv("RINGO_CPUAWARE");
+}
+
+static void report(struct __test_metadata *_metadata)
+{
+	TH_LOG("%d goroutines queued, %d ran, %d while main was cycling, %d on another thread; "
+	       "%llu Ms started meanwhile",
+	       t.spawned, atomic_load(&t.ran), atomic_load(&t.ran_during_hold),
+	       atomic_load(&t.ran_elsewhere), (unsigned long long)t.mstarts);
+}
+
+/* Every CPU busy: goroutines queued on a P whose M cycles through them wake no M. */
+TEST(busy_cpus_wake_no_m)
+{
+	setup("5s");
+	ASSERT_EQ(0, rg_run(no_wake_main, NULL));
+	if (t.skip)
+		SKIP(return, "%s", t.skip);
+	report(_metadata);
+	ASSERT_GT(t.spawned, 0);
+	ASSERT_EQ(t.spawned, atomic_load(&t.ran));
+	/* An M woken for the idle P would take a CPU from main or the hog. */
+	ASSERT_EQ(0, t.mstarts);
+	ASSERT_EQ(0, atomic_load(&t.ran_elsewhere));
+}
+
+/* RINGO_CPUAWARE=0: Go's rule, an idle P gets an M whenever work is queued. */
+TEST(cpuaware_0_wakes_as_go_does)
+{
+	setup("5s");
+	setenv("RINGO_CPUAWARE", "0", 1);
+	ASSERT_EQ(0, rg_run(no_wake_main, "off"));
+	unsetenv("RINGO_CPUAWARE");
+	if (t.skip)
+		SKIP(return, "%s", t.skip);
+	report(_metadata);
+	ASSERT_EQ(t.spawned, atomic_load(&t.ran));
+	ASSERT_GT(t.mstarts, 0);
+	ASSERT_GT(atomic_load(&t.ran_elsewhere), 0);
+}
+
+TEST_HARNESS_MAIN
