@@ -111,8 +111,7 @@ int BPF_PROG(mblock_switch, bool preempt, struct task_struct *prev, struct task_
 		__u32 zero = 0, cpu = bpf_get_smp_processor_id();
 		struct rg_kblock_cpus *c = bpf_map_lookup_elem(&cpus, &zero);
 		if (c && cpu < RG_KBLOCK_CPUS) {
-			if (prev->pid == 0 || next->pid == 0)
-				c->idle[cpu] = next->pid == 0;
+			c->idle[cpu] = next->pid == 0;
 			note_nr_running(c, cpu, next);
 		}
 	}

@@ -198,6 +198,27 @@ static int on_event(void *ctx, void *data, size_t len)
 	return 0;
 }
 
+/*
+ * Run on every CPU we may use, once: each then switches with the program
+ * attached (to us and back), so its bytes are true from the start. A CPU
+ * running one task since before the load would otherwise keep "idle".
+ */
+static void visit_cpus(void)
+{
+	cpu_set_t all, one;
+
+	if (sched_getaffinity(0, sizeof(all), &all))
+		return;
+	for (int i = 0; i < ncpus; i++) {
+		if (!CPU_ISSET(i, &all))
+			continue;
+		CPU_ZERO(&one);
+		CPU_SET(i, &one);
+		sched_setaffinity(0, sizeof(one), &one);
+	}
+	sched_setaffinity(0, sizeof(all), &all);
+}
+
 /* Open, load and attach: in the loader's own file table when it has one. */
 static int load_bpf(const char **step)
 {
@@ -237,10 +258,10 @@ static int load_bpf(const char **step)
 	ncpus = (int)sysconf(_SC_NPROCESSORS_CONF);
 	if (ncpus > RG_KBLOCK_CPUS)
 		ncpus = RG_KBLOCK_CPUS;
-	/* Idle until seen busy: a CPU idle since before the program came would never say so,
-	 * and a busy one marked idle only costs a wake-up as before. */
+	/* Idle until seen busy: a busy CPU taken for idle only costs a wake-up, as before. */
 	for (int i = 0; i < ncpus; i++)
 		__atomic_store_n(&cpus->idle[i], 1, __ATOMIC_RELAXED);
+	visit_cpus();
 	return 0;
 }
 
@@ -281,7 +302,7 @@ static void on_now(void)
 
 /*
  * Hand-over from a loader with a private file table: sysmon copies the
- * four descriptors it needs (pidfd_getfd) in one burst. libbpf opens and
+ * five descriptors it needs (pidfd_getfd) in one burst. libbpf opens and
  * closes dozens while loading; in the shared table those would take the
  * numbers the program's own close() just freed (a double close that should
  * say EBADF would close ours).
@@ -292,12 +313,13 @@ static void on_now(void)
 enum { HANDOVER_NONE, HANDOVER_READY, HANDOVER_TAKING, HANDOVER_DONE };
 static _Atomic uint32_t handover;
 static pid_t loader_tid;
-static int priv_fd[4]; /* link, prog, ms map, events map: numbers in the loader's table */
-static int prog_fd = -1, link_fd = -1;
+/* switch link, switch prog, ms map, events map, wake-up link: numbers in the loader's table */
+static int priv_fd[5];
+static int prog_fd = -1, link_fd = -1, wakeup_link_fd = -1;
 
 static void take_over(void)
 {
-	int fd[4] = {-1, -1, -1, -1}, err = 0;
+	int fd[5] = {-1, -1, -1, -1, -1}, err = 0;
 	const char *step = "pidfd_open";
 	int pidfd = (int)syscall(SYS_pidfd_open, loader_tid, PIDFD_THREAD);
 
@@ -305,7 +327,7 @@ static void take_over(void)
 		err = -errno;
 	} else {
 		step = "pidfd_getfd";
-		for (int i = 0; i < 4 && !err; i++)
+		for (int i = 0; i < 5 && !err; i++)
 			if ((fd[i] = (int)syscall(SYS_pidfd_getfd, pidfd, priv_fd[i], 0)) < 0)
 				err = -errno;
 		close(pidfd);
@@ -313,7 +335,7 @@ static void take_over(void)
 	if (!err)
 		err = finish(fd[3], &step);
 	if (err) {
-		for (int i = 0; i < 4; i++)
+		for (int i = 0; i < 5; i++)
 			if (fd[i] >= 0)
 				close(fd[i]);
 		fail(step, err); /* the loader's table goes, and the program with it */
@@ -321,6 +343,7 @@ static void take_over(void)
 		link_fd = fd[0];
 		prog_fd = fd[1];
 		ms_fd = fd[2];
+		wakeup_link_fd = fd[4];
 		on_now();
 	}
 	atomic_store_explicit(&handover, HANDOVER_DONE, memory_order_release);
@@ -356,12 +379,18 @@ static void *loader(void *arg)
 	priv_fd[1] = bpf_program__fd(obj->progs.mblock_switch);
 	priv_fd[2] = bpf_map__fd(obj->maps.ms);
 	priv_fd[3] = bpf_map__fd(obj->maps.events);
+	priv_fd[4] = bpf_link__fd(obj->links.mblock_wakeup);
 	atomic_store_explicit(&handover, HANDOVER_READY, memory_order_release);
-	/* sysmon takes over at its next look; with no rg_run left running, give up. */
+	/*
+	 * sysmon takes over at its next look; with no rg_run left running, give
+	 * up. Until DONE, not merely until sysmon has begun (TAKING): our table,
+	 * which it copies from, goes with this thread.
+	 */
 	int64_t until = rg_nanotime() + 60 * 1000000000LL;
-	while (atomic_load_explicit(&handover, memory_order_acquire) == HANDOVER_READY) {
+	uint32_t h;
+	while ((h = atomic_load_explicit(&handover, memory_order_acquire)) != HANDOVER_DONE) {
 		int64_t left = until - rg_nanotime();
-		if (left <= 0) {
+		if (left <= 0 && h == HANDOVER_READY) {
 			uint32_t ready = HANDOVER_READY;
 			if (atomic_compare_exchange_strong_explicit(&handover, &ready, HANDOVER_DONE,
 								    memory_order_acq_rel,
@@ -371,7 +400,7 @@ static void *loader(void *arg)
 			}
 			continue;
 		}
-		rg_futex_wait(&handover, HANDOVER_READY, left);
+		rg_futex_wait(&handover, h, left > 0 ? left : 1000000);
 	}
 	/* obj's descriptors are numbers in this thread's table, which goes now: never use them. */
 	return NULL;

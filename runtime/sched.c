@@ -477,9 +477,9 @@ static struct rg_g *fairness_turn(struct rg_m *m, struct rg_p *p)
 		rg_globrunqput_locked(s, gs[i]);
 	g = rg_globrunqget_locked(s, p, 1);
 	rg_unlock(&s->lock);
+	/* An idle P may take the rest (StoreLoad: the unlock's xchg). */
 	if (n > 1)
-		rg_wakep_local(s,
-			       p); /* StoreLoad: the unlock's xchg; an idle P may take the rest */
+		rg_wakep_local(s, p);
 	return g;
 }
 

@@ -3,8 +3,8 @@
  * CPU-aware wake-ups (runtime/sched.c, rg_wakep_local; bpf/mblock.bpf.c
  * keeps the per-CPU facts): with every CPU busy, goroutines queued on a P
  * whose M cycles through them wake no M for another P. Two Ps; the main
- * goroutine's M is pinned to CPU 0 and a plain "hog" thread spins on CPU 1,
- * so no CPU is idle. Without BPF, root or two CPUs the tests skip. Time
+ * goroutine's M is pinned to CPU 0 and a plain "hog" thread spins on each
+ * other CPU (up to 64 CPUs), so no CPU is idle. Without BPF, root or two CPUs the tests skip. Time
  * slices are long, so that no preemption moves the goroutines meanwhile.
  * (The other half, an M leaving a contended CPU, is measured by HTTP at two
  * Ps; chan_test's ping-pong with a busy-polling main checks that it still
@@ -22,6 +22,7 @@
 #define SETTLE_DEADLINE_NS (2 * 1000000000LL)
 #define HOLD_NS (50 * 1000000LL) /* how long main cycles */
 #define BATCH 4			 /* goroutines queued per round */
+#define MAX_HOGS 63		 /* other CPUs covered */
 
 static struct {
 	const char *skip; /* why the test cannot run here */
@@ -48,9 +49,9 @@ static bool pin_self(int cpu)
 
 static void *hog(void *arg)
 {
-	if (!pin_self(1))
+	if (!pin_self((int)(intptr_t)arg))
 		return NULL;
-	atomic_store(&t.hog_running, 1);
+	atomic_fetch_add(&t.hog_running, 1);
 	while (!atomic_load(&t.hog_stop))
 		;
 	return NULL;
@@ -80,7 +81,7 @@ static const char *await_program(void)
 	return NULL;
 }
 
-/* Until the program has seen every CPU busy (ours and the hog's), or the deadline. */
+/* Until the program has seen every CPU busy (ours and the hogs'), or the deadline. */
 static bool await_no_idle_cpu(void)
 {
 	int64_t until = (int64_t)rt_now_ns() + SETTLE_DEADLINE_NS;
@@ -115,7 +116,7 @@ static void cycle(void)
 
 static void no_wake_main(void *arg)
 {
-	pthread_t h;
+	pthread_t h[MAX_HOGS];
 
 	if ((t.skip = await_program()))
 		return;
@@ -124,19 +125,23 @@ static void no_wake_main(void *arg)
 		return;
 	}
 	t.main_tid = gettid();
-	if (pthread_create(&h, NULL, hog, NULL)) {
-		t.skip = "no hog thread";
-		return;
-	}
-	while (!atomic_load(&t.hog_running))
+	/* A hog on every other CPU. */
+	int n = 0, ncpu = (int)sysconf(_SC_NPROCESSORS_ONLN);
+	for (; n + 1 < ncpu && n < MAX_HOGS; n++)
+		if (pthread_create(&h[n], NULL, hog, (void *)(intptr_t)(n + 1)))
+			break;
+	if (n + 1 < ncpu)
+		t.skip = "not a hog for every other CPU";
+	while (!t.skip && atomic_load(&t.hog_running) < n)
 		;
 	/* arg: RINGO_CPUAWARE=0, where the program's view is not consulted. */
-	if (arg || await_no_idle_cpu())
+	if (!t.skip && (arg || await_no_idle_cpu()))
 		cycle();
-	else
-		t.skip = "a CPU stayed idle beside the hog";
+	else if (!t.skip)
+		t.skip = "a CPU stayed idle beside the hogs";
 	atomic_store(&t.hog_stop, 1);
-	pthread_join(h, NULL);
+	while (n--)
+		pthread_join(h[n], NULL);
 }
 
 static void setup(const char *timeslice)
@@ -166,7 +171,7 @@ TEST(busy_cpus_wake_no_m)
 	report(_metadata);
 	ASSERT_GT(t.spawned, 0);
 	ASSERT_EQ(t.spawned, atomic_load(&t.ran));
-	/* An M woken for the idle P would take a CPU from main or the hog. */
+	/* An M woken for the idle P would take a CPU from main or a hog. */
 	ASSERT_EQ(0, t.mstarts);
 	ASSERT_EQ(0, atomic_load(&t.ran_elsewhere));
 }
