@@ -116,15 +116,22 @@ int BPF_PROG(mblock_switch, bool preempt, struct task_struct *prev, struct task_
 		}
 	}
 
-	/* Blocked (not preempted, not runnable): is it an M running a goroutine on a P? */
-	if (prev_state != 0 && !preempt && prev->tgid == targ_tgid) {
+	/* An M leaves its CPU; blocked (not preempted, not runnable), is it running a goroutine on a P? */
+	if (prev->tgid == targ_tgid) {
 		tid = prev->pid;
 		struct rg_kblock_m *m = bpf_map_lookup_elem(&ms, &tid);
 		__u8 in_g = 0, lock_wait = 1;
 		__u64 p = 0;
+		if (m) {
+			__u32 k = m->slot;
+			struct rg_kblock_slot *s = bpf_map_lookup_elem(&slots, &k);
+			if (s)
+				s->on_cpu = 0;
+		}
 		/* prev is current: its memory is ours to read (never faulted in here). A
 		 * runtime lock's sleep is not reported: its holder runs and lets go soon. */
-		if (m && !bpf_probe_read_user(&in_g, 1, (void *)(m->m_addr + off_in_g)) && in_g &&
+		if (m && prev_state != 0 && !preempt &&
+		    !bpf_probe_read_user(&in_g, 1, (void *)(m->m_addr + off_in_g)) && in_g &&
 		    !bpf_probe_read_user(&p, 8, (void *)(m->m_addr + off_p)) && p &&
 		    !bpf_probe_read_user(&lock_wait, 1, (void *)(m->m_addr + off_lock_wait)) &&
 		    !lock_wait) {
@@ -148,6 +155,8 @@ int BPF_PROG(mblock_switch, bool preempt, struct task_struct *prev, struct task_
 		if (m) {
 			__u32 k = m->slot;
 			struct rg_kblock_slot *s = bpf_map_lookup_elem(&slots, &k);
+			if (s)
+				s->on_cpu = 1;
 			if (s && s->blocked_since) {
 				s->blocked_since = 0;
 				if (s->want_wake) {

@@ -15,7 +15,8 @@ struct rg_kblock_slot {
 	__u32 seq;	     /* BPF: blocks recorded so far */
 	__u32 want_wake;     /* sysmon: post an event when this block ends (a P was lent) */
 	__u32 tid;	     /* sysmon: the M's thread, for dumps */
-	__u32 pad[9];
+	__u32 on_cpu;	     /* BPF: 1 from its switch-in to its switch-out */
+	__u32 pad[8];
 };
 
 /* Per CPU, by number, as of its last context switch or wake-up. */

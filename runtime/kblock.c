@@ -103,6 +103,11 @@ bool rg_kblock_cpu_contended(int cpu)
 	return false;
 }
 
+bool rg_kblock_m_on_cpu(struct rg_m *m)
+{
+	return true;
+}
+
 bool rg_kblock_tracked(pid_t tid)
 {
 	return false;
@@ -467,6 +472,8 @@ static bool on(void)
 static void release_slot(int i)
 {
 	bpf_map_delete_elem(ms_fd, &ents[i].tid);
+	if (ents[i].m)
+		atomic_store_explicit(&ents[i].m->kblock_slot, 0, memory_order_relaxed);
 	__atomic_store_n(&slots[i].want_wake, 0, __ATOMIC_RELAXED);
 	__atomic_store_n(&slots[i].blocked_since, 0, __ATOMIC_RELAXED);
 	__atomic_store_n(&slots[i].tid, 0, __ATOMIC_RELAXED);
@@ -484,8 +491,11 @@ static void claim_slot(struct rg_sched *s, struct rg_m *m, pid_t tid)
 		__atomic_store_n(&slots[i].want_wake, 0, __ATOMIC_RELAXED);
 		__atomic_store_n(&slots[i].tid, (__u32)tid, __ATOMIC_RELAXED);
 		__u32 key = (__u32)tid;
-		if (bpf_map_update_elem(ms_fd, &key, &v, BPF_ANY) == 0)
+		__atomic_store_n(&slots[i].on_cpu, 1, __ATOMIC_RELAXED); /* until it switches */
+		if (bpf_map_update_elem(ms_fd, &key, &v, BPF_ANY) == 0) {
 			ents[i] = (struct ent){.s = s, .m = m, .tid = tid};
+			atomic_store_explicit(&m->kblock_slot, i + 1, memory_order_relaxed);
+		}
 		return;
 	}
 	/* More Ms than slots: the rest are not watched. */
@@ -619,6 +629,13 @@ bool rg_kblock_cpu_contended(int cpu)
 {
 	return on() && cpu_aware && cpu >= 0 && cpu < ncpus &&
 	       __atomic_load_n(&cpus->nr_running[cpu], __ATOMIC_RELAXED) > 1;
+}
+
+bool rg_kblock_m_on_cpu(struct rg_m *m)
+{
+	int32_t i = atomic_load_explicit(&m->kblock_slot, memory_order_relaxed);
+
+	return !on() || !i || __atomic_load_n(&slots[i - 1].on_cpu, __ATOMIC_RELAXED);
 }
 
 bool rg_kblock_cpu_idle(void)

@@ -198,7 +198,7 @@ struct rg_p {
 	_Atomic pid_t owner_tid;
 	/* Owner-only: the last goroutine was preempted: take one global goroutine, not a batch. */
 	bool preempted;
-	uint64_t sysmon_schedtick; /* [sysmon] */
+	_Atomic uint64_t sysmon_schedtick; /* [sysmon]; read by Ms leaving their CPU (sched.c) */
 	int64_t sysmon_schedwhen;  /* [sysmon] */
 	int64_t sysmon_slice;	   /* [sysmon] this slice's length (jittered) */
 	int64_t sysmon_cpu0;	   /* [sysmon] the thread's CPU time then, or -1 */
@@ -245,6 +245,8 @@ struct rg_m {
 	_Atomic bool in_g;	/* running a goroutine (read by rg_run at shutdown) */
 	/* Asleep on a runtime lock: the kernel-fed handoff does not lend for that (kblock.c). */
 	_Atomic bool lock_wait;
+	/* Its slot with the kernel-fed program, plus one (0: not watched) [kblock.c]. */
+	_Atomic int32_t kblock_slot;
 	uint64_t rand;
 
 	/* Request from the goroutine just switched out (read on g0). */

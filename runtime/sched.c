@@ -420,7 +420,7 @@ void rg_help_late(struct rg_sched *s, int64_t now)
 		/* No idle CPU: wait while the owner cycles through its goroutines (it
 		 * started one since our last look); help if one runs on. */
 		if (atomic_load_explicit(&p->schedtick, memory_order_relaxed) !=
-			    p->sysmon_schedtick &&
+			    atomic_load_explicit(&p->sysmon_schedtick, memory_order_relaxed) &&
 		    !rg_kblock_cpu_idle())
 			continue;
 		/* The owner may be clearing it, or a new batch setting it: one wake either way. */
@@ -576,55 +576,45 @@ static void lent_hold(struct rg_p *p)
  * Our P has nothing queued: should its M leave the CPU to others instead
  * of polling the network and stealing? Yes when the kernel shows another
  * task waiting for this CPU, no CPU is idle, and another of our Ps is
- * running and cycling through its goroutines (its run count moves within
- * YIELD_PROBE_NS), so that its M polls the network and gets to its queue
- * soon. Otherwise the runtime keeps one M per P busy wherever work
- * appears, beside threads that want the same CPUs (a load generator,
- * another process), and the kernel time-slices them: each M it preempts
- * holds a P and its goroutines for a slice (HTTP at two Ps: p99 4 ms,
- * against 0.4 ms at one P). A P whose goroutine runs on (a busy poll for
- * what we would steal) is no reason to leave: we steal, as Go does.
+ * running, whose M polls the network and gets to its queue. Otherwise the
+ * runtime keeps one M per P busy wherever work appears, beside threads
+ * that want the same CPUs (a load generator, another process), and the
+ * kernel time-slices them: each M it preempts holds a P and its goroutines
+ * for a slice (HTTP at two Ps: p99 4 ms, against 0.4 ms at one P). Not
+ * when a P has work queued behind a goroutine that runs on, on its CPU,
+ * since sysmon's last look (a busy poll for what we would steal: its owner
+ * will not get to it): then we steal, as Go does.
  */
-#define YIELD_PROBE_NS 5000
-#define YIELD_PROBE_PS 16
-
 static bool cpu_wanted_elsewhere(struct rg_m *m)
 {
 	struct rg_sched *s = m->sched;
 	int32_t n = atomic_load_explicit(&s->gomaxprocs, memory_order_acquire);
-	struct rg_p *ps[YIELD_PROBE_PS];
-	uint64_t runs[YIELD_PROBE_PS];
-	int k = 0;
 
 	if (n - atomic_load_explicit(&s->npidle, memory_order_relaxed) <= 1 ||
 	    !rg_kblock_cpu_contended(sched_getcpu()) || rg_kblock_cpu_idle())
 		return false;
-	for (int32_t i = 0; i < n && k < YIELD_PROBE_PS; i++) {
+	for (int32_t i = 0; i < n; i++) {
 		struct rg_p *p = s->allp[i];
+		struct rg_m *owner = atomic_load_explicit(&p->owner, memory_order_relaxed);
 		if (p != m->p &&
-		    atomic_load_explicit(&p->status, memory_order_relaxed) == P_RUNNING) {
-			ps[k] = p;
-			runs[k++] = atomic_load_explicit(&p->runs, memory_order_relaxed);
-		}
-	}
-	for (int64_t now, end = rg_nanotime() + YIELD_PROBE_NS;;) {
-		for (int i = 0; i < k; i++) {
-			if (atomic_load_explicit(&ps[i]->runs, memory_order_relaxed) == runs[i])
-				continue;
-			/* What we leave queued is a request for help (rg_help_late), as
-			 * a wake-up held back is: a spinning M was what its waker relied on. */
-			now = rg_nanotime();
-			for (int j = 0; j < k; j++)
-				if (!rg_runqempty(ps[j]) &&
-				    !atomic_load_explicit(&ps[j]->help_since, memory_order_relaxed))
-					atomic_store_explicit(&ps[j]->help_since, now,
-							      memory_order_relaxed);
-			return true;
-		}
-		if ((now = rg_nanotime()) >= end)
+		    atomic_load_explicit(&p->status, memory_order_relaxed) == P_RUNNING &&
+		    !rg_runqempty(p) &&
+		    atomic_load_explicit(&p->schedtick, memory_order_relaxed) ==
+			    atomic_load_explicit(&p->sysmon_schedtick, memory_order_relaxed) &&
+		    owner && rg_kblock_m_on_cpu(owner))
 			return false;
-		rg_arch_relax();
 	}
+	/* What we leave queued is a request for help (rg_help_late), as a wake-up
+	 * held back is: a spinning M was what its waker relied on. */
+	int64_t now = 0;
+	for (int32_t i = 0; i < n; i++) {
+		struct rg_p *p = s->allp[i];
+		if (p != m->p && !rg_runqempty(p) &&
+		    !atomic_load_explicit(&p->help_since, memory_order_relaxed))
+			atomic_store_explicit(&p->help_since, now ? now : (now = rg_nanotime()),
+					      memory_order_relaxed);
+	}
+	return true;
 }
 
 /*
