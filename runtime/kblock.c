@@ -103,7 +103,7 @@ bool rg_kblock_cpu_contended(int cpu)
 	return false;
 }
 
-bool rg_kblock_m_on_cpu(struct rg_m *m)
+bool rg_kblock_on_cpu(int32_t kslot, pid_t tid)
 {
 	return true;
 }
@@ -471,9 +471,8 @@ static bool on(void)
 /* Needs ents_lock. */
 static void release_slot(int i)
 {
+	/* Not a word to ents[i].m: the M may be gone (m_exit frees it). */
 	bpf_map_delete_elem(ms_fd, &ents[i].tid);
-	if (ents[i].m)
-		atomic_store_explicit(&ents[i].m->kblock_slot, 0, memory_order_relaxed);
 	__atomic_store_n(&slots[i].want_wake, 0, __ATOMIC_RELAXED);
 	__atomic_store_n(&slots[i].blocked_since, 0, __ATOMIC_RELAXED);
 	__atomic_store_n(&slots[i].tid, 0, __ATOMIC_RELAXED);
@@ -492,10 +491,8 @@ static void claim_slot(struct rg_sched *s, struct rg_m *m, pid_t tid)
 		__atomic_store_n(&slots[i].tid, (__u32)tid, __ATOMIC_RELAXED);
 		__u32 key = (__u32)tid;
 		__atomic_store_n(&slots[i].on_cpu, 1, __ATOMIC_RELAXED); /* until it switches */
-		if (bpf_map_update_elem(ms_fd, &key, &v, BPF_ANY) == 0) {
+		if (bpf_map_update_elem(ms_fd, &key, &v, BPF_ANY) == 0)
 			ents[i] = (struct ent){.s = s, .m = m, .tid = tid};
-			atomic_store_explicit(&m->kblock_slot, i + 1, memory_order_relaxed);
-		}
 		return;
 	}
 	/* More Ms than slots: the rest are not watched. */
@@ -548,6 +545,16 @@ static void sync_ms(struct rg_sched *s)
 		if (!known)
 			claim_slot(s, cur[j].m, cur[j].tid);
 	}
+	/* Tell each M its slot, under s->lock: an M on allm is not freed meanwhile. */
+	rg_lock(&s->lock);
+	for (struct rg_m *m = s->allm; m; m = m->alllink)
+		for (int i = 0; i < RG_KBLOCK_SLOTS; i++)
+			if (ents[i].s == s && ents[i].m == m &&
+			    ents[i].tid == __atomic_load_n(&m->tid, __ATOMIC_RELAXED)) {
+				atomic_store_explicit(&m->kblock_slot, i + 1, memory_order_relaxed);
+				break;
+			}
+	rg_unlock(&s->lock);
 	pthread_mutex_unlock(&ents_lock);
 }
 
@@ -631,11 +638,12 @@ bool rg_kblock_cpu_contended(int cpu)
 	       __atomic_load_n(&cpus->nr_running[cpu], __ATOMIC_RELAXED) > 1;
 }
 
-bool rg_kblock_m_on_cpu(struct rg_m *m)
+bool rg_kblock_on_cpu(int32_t kslot, pid_t tid)
 {
-	int32_t i = atomic_load_explicit(&m->kblock_slot, memory_order_relaxed);
-
-	return !on() || !i || __atomic_load_n(&slots[i - 1].on_cpu, __ATOMIC_RELAXED);
+	/* A slot released since (and maybe another M's now) has another thread. */
+	return !on() || kslot <= 0 || kslot > RG_KBLOCK_SLOTS ||
+	       __atomic_load_n(&slots[kslot - 1].tid, __ATOMIC_RELAXED) != (__u32)tid ||
+	       __atomic_load_n(&slots[kslot - 1].on_cpu, __ATOMIC_RELAXED);
 }
 
 bool rg_kblock_cpu_idle(void)

@@ -71,8 +71,8 @@ void rg_kblock_kick(void);
 bool rg_kblock_cpu_idle(void);
 /* Does another task wait for CPU cpu (its run queue, as the program last saw it)? */
 bool rg_kblock_cpu_contended(int cpu);
-/* Is m's thread on a CPU now, not switched out (true when unknown)? */
-bool rg_kblock_m_on_cpu(struct rg_m *m);
+/* Is the M with this kblock_slot and thread on a CPU now, not switched out (true when unknown)? */
+bool rg_kblock_on_cpu(int32_t kslot, pid_t tid);
 
 /* Tests and benchmarks. */
 struct rg_kblock_stats {

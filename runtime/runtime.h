@@ -196,6 +196,7 @@ struct rg_p {
 	_Atomic uint32_t preempt;
 	_Atomic(struct rg_m *) owner;
 	_Atomic pid_t owner_tid;
+	_Atomic int32_t owner_kslot; /* the owner's kblock_slot */
 	/* Owner-only: the last goroutine was preempted: take one global goroutine, not a batch. */
 	bool preempted;
 	_Atomic uint64_t sysmon_schedtick; /* [sysmon]; read by Ms leaving their CPU (sched.c) */
@@ -245,7 +246,8 @@ struct rg_m {
 	_Atomic bool in_g;	/* running a goroutine (read by rg_run at shutdown) */
 	/* Asleep on a runtime lock: the kernel-fed handoff does not lend for that (kblock.c). */
 	_Atomic bool lock_wait;
-	/* Its slot with the kernel-fed program, plus one (0: not watched) [kblock.c]. */
+	/* Its slot with the kernel-fed program, plus one (0: never watched; a slot's tid says
+	 * whether it is still this M's) [kblock.c]. */
 	_Atomic int32_t kblock_slot;
 	uint64_t rand;
 

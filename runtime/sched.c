@@ -44,6 +44,9 @@ void rg_acquirep(struct rg_m *m, struct rg_p *p)
 	m->p = p;
 	p->m = m;
 	atomic_store_explicit(&p->owner_tid, m->tid, memory_order_relaxed);
+	atomic_store_explicit(&p->owner_kslot,
+			      atomic_load_explicit(&m->kblock_slot, memory_order_relaxed),
+			      memory_order_relaxed);
 	atomic_store_explicit(&p->owner, m, memory_order_release);
 	atomic_store_explicit(&p->status, P_RUNNING, memory_order_relaxed);
 	/* A P runs again: sysmon must watch its time slices. */
@@ -595,13 +598,13 @@ static bool cpu_wanted_elsewhere(struct rg_m *m)
 		return false;
 	for (int32_t i = 0; i < n; i++) {
 		struct rg_p *p = s->allp[i];
-		struct rg_m *owner = atomic_load_explicit(&p->owner, memory_order_relaxed);
 		if (p != m->p &&
 		    atomic_load_explicit(&p->status, memory_order_relaxed) == P_RUNNING &&
 		    !rg_runqempty(p) &&
 		    atomic_load_explicit(&p->schedtick, memory_order_relaxed) ==
 			    atomic_load_explicit(&p->sysmon_schedtick, memory_order_relaxed) &&
-		    owner && rg_kblock_m_on_cpu(owner))
+		    rg_kblock_on_cpu(atomic_load_explicit(&p->owner_kslot, memory_order_relaxed),
+				     atomic_load_explicit(&p->owner_tid, memory_order_relaxed)))
 			return false;
 	}
 	/* What we leave queued is a request for help (rg_help_late), as a wake-up

@@ -204,11 +204,17 @@ void ringo_find_binary(pid_t pid, const char *binary, char *out, size_t len)
 	exit(1);
 }
 
+/* Links ringo_attach made (the skeleton's destroy knows only its own), for ringo_detach. */
+static struct bpf_link *attached[64];
+static int nattached;
+
 struct bpf_link *ringo_attach(struct bpf_program *prog, pid_t pid, const char *path,
 			      const char *name, bool optional)
 {
 	struct bpf_link *l = bpf_program__attach_usdt(prog, pid > 0 ? pid : -1, path, "ringo", name,
 						      NULL);
+	if (l && nattached < (int)(sizeof(attached) / sizeof(attached[0])))
+		attached[nattached++] = l;
 	if (!l) {
 		int err = errno;
 		if (!optional || ringo_verbose)
@@ -218,6 +224,12 @@ struct bpf_link *ringo_attach(struct bpf_program *prog, pid_t pid, const char *p
 			exit(1);
 	}
 	return l;
+}
+
+void ringo_detach(void)
+{
+	while (nattached)
+		bpf_link__destroy(attached[--nattached]);
 }
 
 static void stars(unsigned int val, unsigned int max, int width)

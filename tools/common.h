@@ -51,6 +51,8 @@ bool ringo_has_probes(const char *path);
  */
 struct bpf_link *ringo_attach(struct bpf_program *prog, pid_t pid, const char *path,
 			      const char *name, bool optional);
+/* Destroy every link ringo_attach made: before the skeleton's destroy. */
+void ringo_detach(void);
 
 /* libbpf-tools' print_log2_hist format. */
 void ringo_print_log2_hist(const __u32 *slots, int n, const char *unit);

@@ -80,8 +80,8 @@ int main(int argc, char **argv)
 	ringo_attach(skel->progs.io_submit, o.pid, path, "io_submit", false);
 	ringo_attach(skel->progs.io_complete, o.pid, path, "io_complete", false);
 	ringo_need_tracefs();
-	if (!bpf_program__attach(skel->progs.submit_req) ||
-	    !bpf_program__attach(skel->progs.complete)) {
+	if (!(skel->links.submit_req = bpf_program__attach(skel->progs.submit_req)) ||
+	    !(skel->links.complete = bpf_program__attach(skel->progs.complete))) {
 		fprintf(stderr, "%s: cannot attach the io_uring tracepoints: %s\n", ringo_prog,
 			strerror(errno));
 		return 1;
@@ -89,6 +89,7 @@ int main(int argc, char **argv)
 
 	printf("Tracing io_uring latency... Hit Ctrl-C to end.\n");
 	ringo_run_intervals(&o, false, print_hists, skel);
+	ringo_detach();
 	iolat_bpf__destroy(skel);
 	return 0;
 }

@@ -126,7 +126,7 @@ int main(int argc, char **argv)
 	/* sched_m before sched_stats: a snapshot counted by sched_stats has named its Ms. */
 	ringo_attach(skel->progs.sched_m, o.pid, path, "sched_m", true);
 	ringo_attach(skel->progs.sched_stats, o.pid, path, "sched_stats", true);
-	if (!bpf_program__attach(skel->progs.sched_switch)) {
+	if (!(skel->links.sched_switch = bpf_program__attach(skel->progs.sched_switch))) {
 		fprintf(stderr, "%s: cannot attach tp_btf/sched_switch: %s\n", ringo_prog,
 			strerror(errno));
 		return 1;
@@ -142,6 +142,7 @@ int main(int argc, char **argv)
 			ringo_prog, o.pid, SNAPSHOT_WAIT_MS);
 	printf("Tracing off-CPU time of PID %d's Ms... Hit Ctrl-C to end.\n", o.pid);
 	ringo_run_intervals(&o, false, print_all, skel);
+	ringo_detach();
 	offcpu_bpf__destroy(skel);
 	return 0;
 }

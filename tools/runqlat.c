@@ -92,6 +92,7 @@ int main(int argc, char **argv)
 
 	printf("Tracing goroutine run queue latency... Hit Ctrl-C to end.\n");
 	ringo_run_intervals(&o, true, print_hists, skel);
+	ringo_detach();
 	runqlat_bpf__destroy(skel);
 	return 0;
 }

@@ -277,6 +277,7 @@ int main(int argc, char **argv)
 		}
 	}
 	ring_buffer__free(rb);
+	ringo_detach();
 	schedtrace_bpf__destroy(skel);
 	return 0;
 }
