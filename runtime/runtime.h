@@ -199,7 +199,8 @@ struct rg_p {
 	_Atomic int32_t owner_kslot; /* the owner's kblock_slot */
 	/* Owner-only: the last goroutine was preempted: take one global goroutine, not a batch. */
 	bool preempted;
-	_Atomic uint64_t sysmon_schedtick; /* [sysmon]; read by Ms leaving their CPU (sched.c) */
+	uint64_t sysmon_schedtick;    /* [sysmon] */
+	_Atomic uint64_t sysmon_runs; /* [sysmon] runs at its last look (rg_help_late); read by Ms */
 	int64_t sysmon_schedwhen;  /* [sysmon] */
 	int64_t sysmon_slice;	   /* [sysmon] this slice's length (jittered) */
 	int64_t sysmon_cpu0;	   /* [sysmon] the thread's CPU time then, or -1 */

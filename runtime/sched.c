@@ -417,14 +417,19 @@ void rg_help_late(struct rg_sched *s, int64_t now)
 	for (int32_t i = 0; i < n; i++) {
 		struct rg_p *p = s->allp[i];
 		int64_t since = atomic_load_explicit(&p->help_since, memory_order_relaxed);
+		/* Has the owner run a goroutine since our last look (a runnext chain too)? */
+		uint64_t runs = atomic_load_explicit(&p->runs, memory_order_relaxed);
+		bool cycling = runs != atomic_load_explicit(&p->sysmon_runs, memory_order_relaxed);
 
+		atomic_store_explicit(&p->sysmon_runs, runs, memory_order_relaxed);
 		if (!since || now - since < RG_HELP_DELAY_NS || rg_runqempty(p))
 			continue;
-		/* No idle CPU: wait while the owner cycles through its goroutines (it
-		 * started one since our last look); help if one runs on. */
-		if (atomic_load_explicit(&p->schedtick, memory_order_relaxed) !=
-			    atomic_load_explicit(&p->sysmon_schedtick, memory_order_relaxed) &&
-		    !rg_kblock_cpu_idle())
+		/* No idle CPU: wait while the owner cycles through its goroutines, or
+		 * waits for a CPU itself; help if one goroutine runs on, on its CPU. */
+		if (!rg_kblock_cpu_idle() &&
+		    (cycling ||
+		     !rg_kblock_on_cpu(atomic_load_explicit(&p->owner_kslot, memory_order_relaxed),
+				       atomic_load_explicit(&p->owner_tid, memory_order_relaxed))))
 			continue;
 		/* The owner may be clearing it, or a new batch setting it: one wake either way. */
 		if (atomic_compare_exchange_strong_explicit(&p->help_since, &since, 0,
@@ -601,8 +606,8 @@ static bool cpu_wanted_elsewhere(struct rg_m *m)
 		if (p != m->p &&
 		    atomic_load_explicit(&p->status, memory_order_relaxed) == P_RUNNING &&
 		    !rg_runqempty(p) &&
-		    atomic_load_explicit(&p->schedtick, memory_order_relaxed) ==
-			    atomic_load_explicit(&p->sysmon_schedtick, memory_order_relaxed) &&
+		    atomic_load_explicit(&p->runs, memory_order_relaxed) ==
+			    atomic_load_explicit(&p->sysmon_runs, memory_order_relaxed) &&
 		    rg_kblock_on_cpu(atomic_load_explicit(&p->owner_kslot, memory_order_relaxed),
 				     atomic_load_explicit(&p->owner_tid, memory_order_relaxed)))
 			return false;
