@@ -225,7 +225,8 @@ struct rg_p {
 	 * or a wake-up was held back while no CPU was idle (rg_wakep_local);
 	 * 0: none pending. The owner wakes one once they have waited
 	 * RG_HELP_DELAY_NS, sysmon does when the owner is stuck in one of them
-	 * (both only while a CPU is idle).
+	 * (while a CPU is idle, or, for sysmon, when one goroutine runs on with
+	 * its M on a CPU).
 	 */
 	_Atomic int64_t help_since;
 } __attribute__((aligned(RG_CACHELINE)));

@@ -194,7 +194,8 @@ void rg_wakep(struct rg_sched *s, bool fence)
  * its load generator: p99 4 ms, against 0.4 ms at one P). A wake-up held
  * back becomes a request for help (help_since): the owner, between
  * goroutines, and sysmon, when the owner is stuck, wake a helper once the
- * work has waited RG_HELP_DELAY_NS and a CPU is idle.
+ * work has waited RG_HELP_DELAY_NS and a CPU is idle (sysmon also when one
+ * goroutine runs on with its M on a CPU: rg_help_late).
  */
 void rg_wakep_local(struct rg_sched *s, struct rg_p *p)
 {
