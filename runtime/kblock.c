@@ -320,6 +320,7 @@ static _Atomic uint32_t handover;
 static pid_t loader_tid;
 /* switch link, switch prog, ms map, events map, wake-up link: numbers in the loader's table */
 static int priv_fd[5];
+/* The links are held, never read: a link lives as long as its descriptor. */
 static int prog_fd = -1, link_fd = -1, wakeup_link_fd = -1;
 
 static void take_over(void)

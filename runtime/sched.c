@@ -411,6 +411,13 @@ static inline void help_check(struct rg_sched *s, struct rg_p *p)
 		help_check_slow(s, p, since);
 }
 
+/* Is p's owner M on a CPU now (the kernel-fed view; true when unknown)? Reads no M. */
+static inline bool owner_on_cpu(struct rg_p *p)
+{
+	return rg_kblock_on_cpu(atomic_load_explicit(&p->owner_kslot, memory_order_relaxed),
+				atomic_load_explicit(&p->owner_tid, memory_order_relaxed));
+}
+
 void rg_help_late(struct rg_sched *s, int64_t now)
 {
 	int32_t n = atomic_load_explicit(&s->gomaxprocs, memory_order_acquire);
@@ -427,10 +434,7 @@ void rg_help_late(struct rg_sched *s, int64_t now)
 			continue;
 		/* No idle CPU: wait while the owner cycles through its goroutines, or
 		 * waits for a CPU itself; help if one goroutine runs on, on its CPU. */
-		if (!rg_kblock_cpu_idle() &&
-		    (cycling ||
-		     !rg_kblock_on_cpu(atomic_load_explicit(&p->owner_kslot, memory_order_relaxed),
-				       atomic_load_explicit(&p->owner_tid, memory_order_relaxed))))
+		if (!rg_kblock_cpu_idle() && (cycling || !owner_on_cpu(p)))
 			continue;
 		/* The owner may be clearing it, or a new batch setting it: one wake either way. */
 		if (atomic_compare_exchange_strong_explicit(&p->help_since, &since, 0,
@@ -609,8 +613,7 @@ static bool cpu_wanted_elsewhere(struct rg_m *m)
 		    !rg_runqempty(p) &&
 		    atomic_load_explicit(&p->runs, memory_order_relaxed) ==
 			    atomic_load_explicit(&p->sysmon_runs, memory_order_relaxed) &&
-		    rg_kblock_on_cpu(atomic_load_explicit(&p->owner_kslot, memory_order_relaxed),
-				     atomic_load_explicit(&p->owner_tid, memory_order_relaxed)))
+		    owner_on_cpu(p))
 			return false;
 	}
 	/* What we leave queued is a request for help (rg_help_late), as a wake-up
