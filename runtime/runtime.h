@@ -201,6 +201,7 @@ struct rg_p {
 	bool preempted;
 	uint64_t sysmon_schedtick;    /* [sysmon] */
 	_Atomic uint64_t sysmon_runs; /* [sysmon] runs at its last look (rg_help_late); read by Ms */
+	int64_t sysmon_runs_when;     /* [sysmon] when it last saw runs move */
 	int64_t sysmon_schedwhen;  /* [sysmon] */
 	int64_t sysmon_slice;	   /* [sysmon] this slice's length (jittered) */
 	int64_t sysmon_cpu0;	   /* [sysmon] the thread's CPU time then, or -1 */
@@ -305,6 +306,8 @@ struct rg_sched {
 	_Atomic int32_t npidle;
 	_Atomic int32_t nmspinning;
 	_Atomic uint64_t mstarts; /* Ms woken or created for a P by rg_startm (tests, dumps) */
+	_Atomic uint64_t
+		unwatched_polls; /* sysmon's polls that found I/O nobody would collect (tests) */
 
 	/*
 	 * Ps never move or die before the sched. allp[i] is written before the

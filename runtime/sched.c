@@ -430,6 +430,8 @@ void rg_help_late(struct rg_sched *s, int64_t now)
 		bool cycling = runs != atomic_load_explicit(&p->sysmon_runs, memory_order_relaxed);
 
 		atomic_store_explicit(&p->sysmon_runs, runs, memory_order_relaxed);
+		if (cycling || !p->sysmon_runs_when)
+			p->sysmon_runs_when = now;
 		if (!since || now - since < RG_HELP_DELAY_NS || rg_runqempty(p))
 			continue;
 		/* No idle CPU: wait while the owner cycles through its goroutines, or

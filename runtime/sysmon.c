@@ -5,7 +5,8 @@
  *  - retakes a P whose M has been in a system call for a whole tick while
  *    other work waits (or for 10 ms regardless), handing it to another M;
  *  - polls the poller when no M has for 10 ms, so completions are not left
- *    behind Ms that always have work of their own;
+ *    behind Ms that always have work of their own, and after 1-2 ms when
+ *    a P is idle and no M will poll soon;
  *  - preempts a goroutine that has run a whole time slice while other work
  *    waits (Go's retake for running Ps; preempt.c does the rest);
  *  - lends a P at once when the kernel reports (kblock.c) that the M of a
@@ -36,6 +37,7 @@
 #define SYSMON_IDLE_TICKS 50 /* ticks without work before backing off */
 #define SYSCALL_RETAKE_NS 10000000LL
 #define NETPOLL_STALE_NS 10000000LL
+#define UNWATCHED_NS 1000000LL /* poll_unwatched */
 #define DEEP_SLEEP_NS 100000000LL
 #define PREEMPT_RETRY_MIN_NS 50000LL
 #define LEND_AFTER_TRIES 4
@@ -92,21 +94,12 @@ static int retake(struct rg_sched *s, int64_t now)
 	return taken;
 }
 
-/* Completions nobody collected for a while (every M busy): hand them out. */
-static void poll_stale(struct rg_sched *s, int64_t now, int64_t *last_poll)
+/* Poll without blocking; what completed joins the global queue. Returns how many. */
+static int collect(struct rg_sched *s)
 {
-	struct rg_poller *pl = atomic_load_explicit(&s->poller, memory_order_acquire);
 	struct rg_g *gs[128];
-
-	if (!pl || atomic_load_explicit(&pl->waiting, memory_order_relaxed) == 0 ||
-	    atomic_load_explicit(&pl->blocked, memory_order_relaxed)) {
-		*last_poll = now;
-		return;
-	}
-	if (now - *last_poll < NETPOLL_STALE_NS)
-		return;
-	*last_poll = now;
 	int n = rg_netpoll(s, 0, gs, 128);
+
 	for (int i = 0; i < n; i++) {
 		uint32_t st = G_WAITING;
 		if (!atomic_compare_exchange_strong_explicit(&gs[i]->status, &st, G_RUNNABLE,
@@ -116,8 +109,63 @@ static void poll_stale(struct rg_sched *s, int64_t now, int64_t *last_poll)
 				 (unsigned long long)gs[i]->goid, st);
 		rg_globrunqput(s, gs[i]);
 	}
-	if (n > 0)
+	return n;
+}
+
+/* Completions nobody collected for a while (every M busy): hand them out. */
+static void poll_stale(struct rg_sched *s, int64_t now, int64_t *last_poll)
+{
+	struct rg_poller *pl = atomic_load_explicit(&s->poller, memory_order_acquire);
+
+	if (!pl || atomic_load_explicit(&pl->waiting, memory_order_relaxed) == 0 ||
+	    atomic_load_explicit(&pl->blocked, memory_order_relaxed)) {
+		*last_poll = now;
+		return;
+	}
+	if (now - *last_poll < NETPOLL_STALE_NS)
+		return;
+	*last_poll = now;
+	if (collect(s) > 0)
 		rg_wakep(s, true);
+}
+
+/*
+ * Completions nobody will collect soon: an M left its CPU to another task
+ * (sched.c, cpu_wanted_elsewhere) trusting the Ms still running to poll,
+ * and theirs are goroutines that run on (a 10 ms request) or Ms the kernel
+ * keeps off their CPUs. While a P is idle, no M is spinning or asleep in
+ * the ring and goroutines wait for I/O, look again UNWATCHED_NS after each
+ * running P last moved to another goroutine; when none has since, collect
+ * what completed for an M to run on the idle P. Returns when to look next
+ * (0: nothing to watch). A P that keeps switching goroutines polls at each
+ * round, so then this only wakes sysmon once per UNWATCHED_NS.
+ */
+static int64_t poll_unwatched(struct rg_sched *s, int64_t now)
+{
+	struct rg_poller *pl = atomic_load_explicit(&s->poller, memory_order_acquire);
+	int32_t n = atomic_load_explicit(&s->gomaxprocs, memory_order_acquire);
+	int64_t next = 0;
+
+	if (!pl || atomic_load_explicit(&pl->waiting, memory_order_relaxed) == 0 ||
+	    atomic_load_explicit(&pl->blocked, memory_order_relaxed) ||
+	    atomic_load_explicit(&s->npidle, memory_order_relaxed) == 0 ||
+	    atomic_load_explicit(&s->nmspinning, memory_order_relaxed) != 0)
+		return 0;
+	for (int32_t i = 0; i < n; i++) {
+		struct rg_p *p = s->allp[i];
+		if (atomic_load_explicit(&p->status, memory_order_relaxed) != P_RUNNING)
+			continue;
+		int64_t at = p->sysmon_runs_when + UNWATCHED_NS;
+		if (at > now && (!next || at < next))
+			next = at;
+	}
+	if (next)
+		return next; /* a P switched goroutines lately: its M polls at its next round */
+	if (collect(s) > 0) {
+		atomic_fetch_add_explicit(&s->unwatched_polls, 1, memory_order_relaxed);
+		rg_wakep(s, true);
+	}
+	return now + UNWATCHED_NS;
 }
 
 /* Is anything waiting for p's M: its queue, the global queue, an expired timer, retirement? */
@@ -572,11 +620,18 @@ static void *sysmon_main(void *arg)
 		int64_t now = rg_nanotime();
 		int64_t prev = atomic_exchange_explicit(&s->coarse_now, now, memory_order_relaxed);
 		int nkr = rg_kblock_scan(s, kr, KBLOCK_MAX_REPORTS);
-		poll_stale(s, now, &last_poll);
 		idle = retake(s, now) ? 0 : idle + 1;
 		rg_help_late(s, now);
 		rg_global_late(s, prev);
+		/* With a P idle, the sooner watch replaces the 10 ms one. */
+		int64_t unwatched = poll_unwatched(s, now);
+		if (unwatched)
+			last_poll = now;
+		else
+			poll_stale(s, now, &last_poll);
 		next_preempt = preempt_long(s, now, chaos != 0, &rnd, kr, nkr);
+		if (unwatched && (!next_preempt || unwatched < next_preempt))
+			next_preempt = unwatched;
 		klent = kblock_lend(s, now, kr, nkr, &krecheck);
 	}
 	rg_kblock_forget(s);

@@ -6,16 +6,20 @@
  * goroutine's M is pinned to CPU 0 and a plain "hog" thread spins on each
  * other CPU (up to 64 CPUs), so no CPU is idle. Without BPF, root or two CPUs the tests skip. Time
  * slices are long, so that no preemption moves the goroutines meanwhile.
+ * And I/O that completes while the only running goroutine runs on, the
+ * other M having left, is collected by sysmon well before Go's 10 ms.
  * (The other half, an M leaving a contended CPU, is measured by HTTP at two
  * Ps; chan_test's ping-pong with a busy-polling main checks that it still
  * steals from a P whose goroutine runs on.)
  */
+#include <sys/socket.h>
 #include <pthread.h>
 #include <sched.h>
 #include <stdatomic.h>
 #include <unistd.h>
 
 #include "kblock.h"
+#include "poller.h"
 #include "rg_test.h"
 
 #define LOAD_DEADLINE_NS (20 * 1000000000LL) /* the verifier, on a loaded machine */
@@ -37,6 +41,14 @@ static struct {
 	rg_wg wg;
 	uint64_t mstarts; /* Ms the runtime started during the hold, for idle Ps */
 	uint64_t lends;	  /* ... and for Ps the kernel-fed handoff lent */
+	/* leaving_m_strands_no_io */
+	int sv[2];
+	_Atomic int reader_done;
+	pid_t reader_tid;
+	ssize_t reader_res;
+	int64_t reader_late_ns; /* from the write to the reader running */
+	int64_t wrote_at;
+	uint64_t unwatched_polls;
 } t;
 
 static bool pin_self(int cpu)
@@ -121,6 +133,51 @@ static void cycle(void)
 	t.spawned = spawned;
 }
 
+static void reader(void *arg)
+{
+	char c;
+
+	(void)arg;
+	t.reader_res = rg_recv(t.sv[0], &c, 1, 0);
+	t.reader_late_ns = (int64_t)rt_now_ns() - t.wrote_at;
+	t.reader_tid = gettid();
+	atomic_store(&t.reader_done, 1);
+}
+
+/*
+ * A goroutine parks on a receive; main, the only goroutine left, runs on
+ * without calls (as a 10 ms request does) after the data is sent. The idle
+ * P's M is parked off the ring, so only sysmon can see the completion.
+ */
+static void run_on_past_io(void)
+{
+	struct rg_sched *s = rg_getm()->sched;
+	struct rg_poller *pl = rg_poller_get(s);
+
+	if (!pl || socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, t.sv)) {
+		t.skip = "no poller or socketpair";
+		return;
+	}
+	uint64_t u0 = atomic_load(&s->unwatched_polls);
+	rg_go(reader, NULL);
+	while (atomic_load(&pl->waiting) == 0)
+		rg_yield();
+	t.wrote_at = (int64_t)rt_now_ns();
+	if (write(t.sv[1], "x", 1) != 1) {
+		t.skip = "write failed";
+		return;
+	}
+	for (int64_t end = t.wrote_at + 10 * 1000000000LL;
+	     !atomic_load(&t.reader_done) && (int64_t)rt_now_ns() < end;)
+		;
+	t.unwatched_polls = atomic_load(&s->unwatched_polls) - u0;
+	/* Main parks while the reader finishes, should the deadline have passed. */
+	while (!atomic_load(&t.reader_done))
+		rg_yield();
+	close(t.sv[0]);
+	close(t.sv[1]);
+}
+
 static void no_wake_main(void *arg)
 {
 	pthread_t h[MAX_HOGS];
@@ -141,9 +198,10 @@ static void no_wake_main(void *arg)
 		t.skip = "not a hog for every other CPU";
 	while (!t.skip && atomic_load(&t.hog_running) < n)
 		;
-	/* arg: RINGO_CPUAWARE=0, where the program's view is not consulted. */
-	if (!t.skip && (arg || await_no_idle_cpu()))
-		cycle();
+	/* arg: the body (cycle by default); with RINGO_CPUAWARE=0 the program's view is not consulted. */
+	bool off = getenv("RINGO_CPUAWARE") != NULL;
+	if (!t.skip && (off || await_no_idle_cpu()))
+		(arg ? (void (*)(void))arg : cycle)();
 	else if (!t.skip)
 		t.skip = "a CPU stayed idle beside the hogs";
 	atomic_store(&t.hog_stop, 1);
@@ -189,7 +247,7 @@ TEST(cpuaware_0_wakes_as_go_does)
 {
 	setup("5s");
 	setenv("RINGO_CPUAWARE", "0", 1);
-	ASSERT_EQ(0, rg_run(no_wake_main, "off"));
+	ASSERT_EQ(0, rg_run(no_wake_main, NULL));
 	unsetenv("RINGO_CPUAWARE");
 	if (t.skip)
 		SKIP(return, "%s", t.skip);
@@ -197,6 +255,28 @@ TEST(cpuaware_0_wakes_as_go_does)
 	ASSERT_EQ(t.spawned, atomic_load(&t.ran));
 	ASSERT_GT(t.mstarts, 0);
 	ASSERT_GT(atomic_load(&t.ran_elsewhere), 0);
+}
+
+/*
+ * A receive completes while main, the only runnable goroutine, runs on
+ * without calls, and the idle P's M is parked off the ring (every CPU busy:
+ * nobody woke it). sysmon sees that the running P has not switched
+ * goroutines for a millisecond and collects the completion for an M on the
+ * idle P (sysmon.c, poll_unwatched), rather than after Go's 10 ms.
+ */
+TEST(leaving_m_strands_no_io)
+{
+	setup("5s");
+	ASSERT_EQ(0, rg_run(no_wake_main, (void *)run_on_past_io));
+	if (t.skip)
+		SKIP(return, "%s", t.skip);
+	TH_LOG("the reader ran %.2f ms after the write, on %s thread; %llu unwatched polls",
+	       t.reader_late_ns / 1e6, t.reader_tid == t.main_tid ? "main's" : "another",
+	       (unsigned long long)t.unwatched_polls);
+	ASSERT_EQ(1, t.reader_res);
+	/* Collected while main ran on: on the idle P's M, by sysmon's watch. */
+	ASSERT_NE(t.main_tid, t.reader_tid);
+	ASSERT_GE(t.unwatched_polls, 1);
 }
 
 TEST_HARNESS_MAIN
