@@ -830,8 +830,12 @@ void rg_preempt_poll_slow(uintptr_t ra)
 	if (!atomic_exchange_explicit(&rg_tls_preempt_hint, 0, memory_order_acquire))
 		return;
 	struct rg_m *m = rg_tls_m;
-	if (m && m->p && atomic_load_explicit(&m->p->preempt, memory_order_relaxed))
+	if (!m || !m->p)
+		return;
+	if (atomic_load_explicit(&m->p->preempt, memory_order_relaxed))
 		rg_preempt_point(ra);
+	else
+		rg_help_poll(m->sched, m->p); /* a held-back wake-up's hint (sched.c) */
 }
 
 void rg_preempt_point(uintptr_t ra)

@@ -53,11 +53,12 @@ extern __thread struct rg_m *rg_tls_m __attribute__((tls_model("initial-exec")))
  * This thread's hint that its P may have a preemption request: sysmon sets
  * it (through m->preempt_hint) after the P's request, on the M that owns
  * the P. The P's word stays the request; the hint only saves a polling loop
- * the two dependent loads that reach it.
+ * the two dependent loads that reach it. The thread sets it itself when it
+ * holds back a wake-up for its P's queue (sched.c, rg_help_poll).
  */
 extern __thread _Atomic uint32_t rg_tls_preempt_hint __attribute__((tls_model("initial-exec")));
 
-/* rg_preempt_poll's rare half: take the hint, act on the P's request. */
+/* rg_preempt_poll's rare half: take the hint, act on the P's request (or its help request). */
 void rg_preempt_poll_slow(uintptr_t ra);
 
 /*

@@ -525,6 +525,8 @@ void rg_wakep_local(struct rg_sched *s, struct rg_p *p);
 #define RG_HELP_DELAY_NS 50000LL
 /* Sysmon: wake helpers for Ps whose owner is busy while their I/O work waits. */
 void rg_help_late(struct rg_sched *s, int64_t now);
+/* A failing non-blocking call of the goroutine running on p (preempt.c): a polling loop? */
+void rg_help_poll(struct rg_sched *s, struct rg_p *p);
 /*
  * sysmon: wake an idle P for the global queue's head if it was queued before
  * sysmon's previous round (prev), i.e. waited one of sysmon's intervals.

@@ -205,6 +205,8 @@ void rg_wakep_local(struct rg_sched *s, struct rg_p *p)
 	if (!rg_kblock_cpu_idle()) {
 		if (!atomic_load_explicit(&p->help_since, memory_order_relaxed))
 			atomic_store_explicit(&p->help_since, rg_nanotime(), memory_order_relaxed);
+		/* Should the caller poll instead of parking, its polls look (rg_help_poll). */
+		atomic_store_explicit(&rg_tls_preempt_hint, 1, memory_order_relaxed);
 		return;
 	}
 	rg_wakep(s, false);
@@ -416,6 +418,35 @@ static inline bool owner_on_cpu(struct rg_p *p)
 {
 	return rg_kblock_on_cpu(atomic_load_explicit(&p->owner_kslot, memory_order_relaxed),
 				atomic_load_explicit(&p->owner_tid, memory_order_relaxed));
+}
+
+/*
+ * The goroutine running on p failed a non-blocking call (a safe point,
+ * preempt.h) while a wake-up for p's queue was held back: it may be a
+ * polling loop, which never gets to that queue (chan_test's ping-pong:
+ * its main goroutine polls for the worker's reply, the worker waits in
+ * main's runnext). Once the request is RG_HELP_DELAY_NS old, wake a helper
+ * whatever the CPUs do, as sysmon would for a goroutine that runs on, but
+ * without waiting for sysmon's tick (up to 10 ms when it idles). Until
+ * then every failing call looks again.
+ */
+void rg_help_poll(struct rg_sched *s, struct rg_p *p)
+{
+	int64_t since = atomic_load_explicit(&p->help_since, memory_order_relaxed);
+
+	if (!since)
+		return;
+	if (rg_runqempty(p)) {
+		atomic_store_explicit(&p->help_since, 0, memory_order_relaxed);
+		return;
+	}
+	if (rg_nanotime() - since < RG_HELP_DELAY_NS) {
+		atomic_store_explicit(&rg_tls_preempt_hint, 1, memory_order_relaxed);
+		return;
+	}
+	if (atomic_compare_exchange_strong_explicit(&p->help_since, &since, 0, memory_order_relaxed,
+						    memory_order_relaxed))
+		rg_wakep(s, true);
 }
 
 void rg_help_late(struct rg_sched *s, int64_t now)
