@@ -306,8 +306,7 @@ struct rg_sched {
 	_Atomic int32_t npidle;
 	_Atomic int32_t nmspinning;
 	_Atomic uint64_t mstarts; /* Ms woken or created for a P by rg_startm (tests, dumps) */
-	_Atomic uint64_t
-		unwatched_polls; /* sysmon's polls that found I/O nobody would collect (tests) */
+	_Atomic uint64_t unwatched_polls; /* sysmon's rescues of I/O nobody polled (tests) */
 
 	/*
 	 * Ps never move or die before the sched. allp[i] is written before the
