@@ -171,7 +171,7 @@ static void run_on_past_io(void)
 	     !atomic_load(&t.reader_done) && (int64_t)rt_now_ns() < end;)
 		;
 	t.unwatched_polls = atomic_load(&s->unwatched_polls) - u0;
-	/* Main parks while the reader finishes, should the deadline have passed. */
+	/* Should the deadline have passed, main yields until the reader has finished. */
 	while (!atomic_load(&t.reader_done))
 		rg_yield();
 	close(t.sv[0]);
