@@ -15,6 +15,7 @@
  * BPF program loaded it sleeps in epoll, which the program's records end.
  */
 #include <errno.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -234,7 +235,8 @@ static uint32_t preemptone(struct rg_sched *s, struct rg_p *p, uint64_t tick, in
  * spinning M takes it and steals the stuck P's queue (and runs its timers).
  * It retires at its next scheduling point once the stuck slice has ended.
  */
-static void lend_p(struct rg_sched *s, struct rg_p *stuck, const struct rg_kblock_report *young)
+static void lend_p(struct rg_sched *s, struct rg_p *stuck, const struct rg_kblock_report *young,
+		   int64_t kblock_at)
 {
 	struct rg_p *p = NULL;
 	int32_t id;
@@ -267,6 +269,9 @@ static void lend_p(struct rg_sched *s, struct rg_p *stuck, const struct rg_kbloc
 	stuck->sysmon_lent = p;
 	rg_preempt_count_lend();
 	RG_PROBE(p_handoff, stuck->id, p->id, -2);
+	/* Counted before the M is woken: on sysmon's CPU it may run first. */
+	if (kblock_at)
+		rg_kblock_count_lend(kblock_at, young != NULL);
 	atomic_fetch_add_explicit(&s->nmspinning, 1, memory_order_seq_cst);
 	rg_startm(s, p, true);
 }
@@ -312,6 +317,27 @@ static int64_t thread_cpu_ns(pid_t tid)
 	return ts.tv_sec * 1000000000LL + ts.tv_nsec;
 }
 
+/* sysmon sees P p at schedtick t for the first time: a new slice starts now. */
+static void new_slice(struct rg_p *p, uint64_t t, int64_t now, bool chaos, uint64_t *rnd)
+{
+	int64_t slice = rg_preempt_conf.slice_ns;
+
+	p->sysmon_schedtick = t;
+	p->sysmon_schedwhen = now;
+	p->sysmon_tries = 0;
+	/*
+	 * Up to 1/8 shorter, at random: Ps whose slices ended in lockstep
+	 * would hand the global queue's goroutines out in a fixed pattern, so
+	 * with K a multiple of P a goroutine would stay on one P and share its
+	 * thread's luck with the kernel scheduler for good. (Shorter, not
+	 * longer: a slice is a promise to the goroutines that wait.)
+	 */
+	*rnd ^= *rnd << 13, *rnd ^= *rnd >> 7, *rnd ^= *rnd << 17;
+	p->sysmon_slice = slice - (int64_t)(*rnd % (uint64_t)(slice / 8 + 1));
+	p->sysmon_tid = atomic_load_explicit(&p->owner_tid, memory_order_relaxed);
+	p->sysmon_cpu0 = chaos ? -1 : thread_cpu_ns(p->sysmon_tid);
+}
+
 /*
  * Go's retake for running Ps. A P whose schedtick has not moved for a
  * whole slice while work waits gets its goroutine preempted; the request
@@ -350,23 +376,8 @@ static int64_t preempt_long(struct rg_sched *s, int64_t now, bool chaos, uint64_
 			p->sysmon_schedtick = UINT64_MAX; /* running again means a new slice */
 			continue;
 		}
-		if (t != p->sysmon_schedtick || !p->sysmon_schedwhen) {
-			p->sysmon_schedtick = t;
-			p->sysmon_schedwhen = now;
-			p->sysmon_tries = 0;
-			/*
-			 * Up to 1/8 shorter, at random: Ps whose slices ended in lockstep
-			 * would hand the global queue's goroutines out in a fixed
-			 * pattern, so with K a multiple of P a goroutine would stay on
-			 * one P and share its thread's luck with the kernel scheduler
-			 * for good. (Shorter, not longer: a slice is a promise to the
-			 * goroutines that wait.)
-			 */
-			*rnd ^= *rnd << 13, *rnd ^= *rnd >> 7, *rnd ^= *rnd << 17;
-			p->sysmon_slice = slice - (int64_t)(*rnd % (uint64_t)(slice / 8 + 1));
-			p->sysmon_tid = atomic_load_explicit(&p->owner_tid, memory_order_relaxed);
-			p->sysmon_cpu0 = chaos ? -1 : thread_cpu_ns(p->sysmon_tid);
-		}
+		if (t != p->sysmon_schedtick || !p->sysmon_schedwhen)
+			new_slice(p, t, now, chaos, rnd);
 		int64_t overrun = 0; /* how far past its deadline the slice is */
 		if (!chaos) {
 			int64_t at, deadline = p->sysmon_schedwhen + p->sysmon_slice;
@@ -428,7 +439,7 @@ static int64_t preempt_long(struct rg_sched *s, int64_t now, bool chaos, uint64_
 			if (p->id >= atomic_load_explicit(&s->gomaxprocs, memory_order_relaxed))
 				drain_retiring(s, p);
 			else
-				lend_p(s, p, NULL);
+				lend_p(s, p, NULL, 0);
 		}
 	}
 	return next;
@@ -444,8 +455,8 @@ static int64_t preempt_long(struct rg_sched *s, int64_t now, bool chaos, uint64_
  * P is lent for a block; *recheck: when a block too young to lend for
  * will be old enough (0: none).
  */
-static bool kblock_lend(struct rg_sched *s, int64_t now, const struct rg_kblock_report *kr,
-			int nkr, int64_t *recheck)
+static bool kblock_lend(struct rg_sched *s, int64_t now, const struct rg_kblock_report *kr, int nkr,
+			int64_t *recheck, bool chaos, uint64_t *rnd, bool *lent_now)
 {
 	int32_t n = atomic_load_explicit(&s->nallp, memory_order_acquire);
 	bool any = false;
@@ -500,17 +511,18 @@ static bool kblock_lend(struct rg_sched *s, int64_t now, const struct rg_kblock_
 				rg_kblock_count_lend(now, false);
 			continue;
 		}
-		/* preempt_long retires a loan made for a slice it has not seen. */
-		if (atomic_load_explicit(&p->schedtick, memory_order_relaxed) != p->sysmon_schedtick)
-			continue;
-		lend_p(s, p, young ? &kr[j] : NULL);
+		uint64_t t = atomic_load_explicit(&p->schedtick, memory_order_relaxed);
+		lend_p(s, p, young ? &kr[j] : NULL, now);
 		if (!p->sysmon_lent)
 			continue;
+		/* The loan is for this slice: preempt_long retires it once the P moves on. */
+		if (t != p->sysmon_schedtick)
+			new_slice(p, t, now, chaos, rnd);
 		p->sysmon_klent = true;
 		p->sysmon_ktid = kr[j].tid;
 		rg_kblock_want_wake(kr[j].slot);
-		rg_kblock_count_lend(now, young);
 		any = true;
+		*lent_now = true;
 	}
 	return any;
 }
@@ -620,6 +632,11 @@ static void *sysmon_main(void *arg)
 		int64_t now = rg_nanotime();
 		int64_t prev = atomic_exchange_explicit(&s->coarse_now, now, memory_order_relaxed);
 		int nkr = rg_kblock_scan(s, kr, KBLOCK_MAX_REPORTS);
+		/* First: the lent P's M's wake-up is the queued goroutines' wait. */
+		bool lent_now = false;
+		klent = kblock_lend(s, now, kr, nkr, &krecheck, chaos != 0, &rnd, &lent_now);
+		if (lent_now)
+			sched_yield();
 		idle = retake(s, now) ? 0 : idle + 1;
 		rg_help_late(s, now);
 		rg_global_late(s, prev);
@@ -632,7 +649,6 @@ static void *sysmon_main(void *arg)
 		next_preempt = preempt_long(s, now, chaos != 0, &rnd, kr, nkr);
 		if (unwatched && (!next_preempt || unwatched < next_preempt))
 			next_preempt = unwatched;
-		klent = kblock_lend(s, now, kr, nkr, &krecheck);
 	}
 	rg_kblock_forget(s);
 	stop_kick(s);
