@@ -10,15 +10,19 @@
  * goroutine notes when it starts and writes the pipe. Printed, in ns,
  * p50/p90/p99/max over the trials:
  *   from_read    read() called -> the queued goroutine starts
- *   from_switch  the kernel switched the blocked M out (sched_switch, the
- *                BPF program's timestamp) -> the queued goroutine starts,
- *                split into notice (-> sysmon, woken, looks and lends) and
- *                start (-> an M with the lent P runs the goroutine)
- * and the BPF program's own cost per context switch of the whole machine
- * (run_time_ns / run_cnt with BPF_ENABLE_STATS held during the run).
- * RINGO_BPF=0 measures ringo without the program (sysmon then lends a P
- * only after refused preemptions: two time slices); RINGO_BPF=tick keeps
- * the program but not its wake-ups (sysmon's own tick).
+ *   from_switch  the kernel took the M off its CPU to block (the BPF
+ *                program's timestamp: at schedule()'s entry on kernels
+ *                with sched_entry_tp, 6.16+, else at the switch) -> the
+ *                queued goroutine starts, split into notice (-> sysmon,
+ *                woken, looks and lends) and start (-> an M with the lent
+ *                P runs the goroutine)
+ * and the BPF programs' own cost per context switch of the whole machine
+ * (their run_time_ns over the switch program's run_cnt, with
+ * BPF_ENABLE_STATS held during the run). RINGO_BPF=0 measures ringo
+ * without the program (sysmon then lends a P only after refused
+ * preemptions: two time slices); RINGO_BPF=tick keeps the program but not
+ * its wake-ups (sysmon's own tick); RINGO_BPF=switch sees blocks at the
+ * switch only, as on kernels before 6.16.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -169,8 +173,11 @@ int main(int argc, char **argv)
 	if (rg_run(bench_main, NULL) != 0)
 		return 1;
 	const char *mode = getenv("RINGO_BPF");
-	printf("mode: RINGO_BPF=%s, program %s (%s); GOMAXPROCS=1, %d trials%s\n",
-	       mode ? mode : "(unset)", state == RG_KBLOCK_ON ? "on" : "off", why, trials,
+	struct rg_kblock_stats st;
+	rg_kblock_get_stats(&st);
+	printf("mode: RINGO_BPF=%s, program %s (%s), blocks seen at %s; GOMAXPROCS=1, %d trials%s\n",
+	       mode ? mode : "(unset)", state == RG_KBLOCK_ON ? "on" : "off", why,
+	       st.at_entry ? "schedule()'s entry" : "the switch", trials,
 	       n_unsettled ? " (some did not settle)" : "");
 	report("from_read", lat_read, n_done);
 	report("from_switch", lat_switch, n_switch);
@@ -179,8 +186,6 @@ int main(int argc, char **argv)
 	if (stats_fd >= 0 && rg_kblock_prog_stats(&ns1, &cnt1) && cnt1 > cnt0)
 		printf("bpf: %" PRIu64 " runs, %.1f ns per context switch (machine-wide)\n",
 		       cnt1 - cnt0, (double)(ns1 - ns0) / (double)(cnt1 - cnt0));
-	struct rg_kblock_stats st;
-	rg_kblock_get_stats(&st);
 	getrusage(RUSAGE_SELF, &ru);
 	printf("kblock: %" PRIu64 " records, %" PRIu64 " wake-ups, %" PRIu64 " lends (%" PRIu64
 	       " ahead of the block's age, %" PRIu64 " of them given back); cpu %.3f s\n",

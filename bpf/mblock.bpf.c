@@ -1,10 +1,12 @@
 // SPDX-License-Identifier: (BSD-2-Clause OR GPL-2.0-only)
 /*
  * Kernel-fed P handoff (runtime/kblock.c loads it into the process itself).
- * On every context switch of one of the process's Ms, record when it blocks
- * in the kernel while running a goroutine on a P, other than asleep on a
- * runtime lock (m->in_g, m->p and m->lock_wait read from the M itself: the
- * runtime's own plain stores are the published state) and when it runs again, in a per-M slot of an mmapable array.
+ * When one of the process's Ms blocks in the kernel while running a
+ * goroutine on a P, other than asleep on a runtime lock (m->in_g, m->p and
+ * m->lock_wait read from the M itself: the runtime's own plain stores are
+ * the published state), record when (at schedule()'s entry where the kernel
+ * has sched_entry_tp, else at the switch) and when it runs again, in a
+ * per-M slot of an mmapable array.
  * When work waits for that P (its ring, runnext, an expired timer, or the
  * global queue), post a ring buffer record too, so sysmon, waiting in
  * epoll, looks at once; work that comes later waits for sysmon's tick.
@@ -100,6 +102,80 @@ static __always_inline void post(__u64 ts, __u32 slot, __u32 blocked)
 	bpf_ringbuf_output(&events, &ev, sizeof(ev), 0);
 }
 
+/*
+ * M m (the current task, whose memory is ours to read) sleeps: is it running
+ * a goroutine on a P, and not asleep on a runtime lock (its holder runs and
+ * lets go soon)? Then stamp the block and, when work waits for that P, post.
+ */
+static __always_inline void block_begins(struct rg_kblock_m *m)
+{
+	__u8 in_g = 0, lock_wait = 1;
+	__u64 p = 0;
+	__u32 k = m->slot;
+	struct rg_kblock_slot *s;
+
+	if (bpf_probe_read_user(&in_g, 1, (void *)(m->m_addr + off_in_g)) || !in_g ||
+	    bpf_probe_read_user(&p, 8, (void *)(m->m_addr + off_p)) || !p ||
+	    bpf_probe_read_user(&lock_wait, 1, (void *)(m->m_addr + off_lock_wait)) || lock_wait)
+		return;
+	s = bpf_map_lookup_elem(&slots, &k);
+	if (!s)
+		return;
+	__u64 now = bpf_ktime_get_ns();
+	s->blocked_since = now;
+	s->last_block = now;
+	s->seq++;
+	if (work_waits(m->m_addr, p, now))
+		post(now, k, 1);
+}
+
+/*
+ * schedule() entered by an M that is going to sleep (kernel 6.16+: the RV
+ * monitors' sched_entry_tp). Interrupts are still on here, so the ring
+ * buffer's wake-up (an irq_work, a self-IPI) reaches sysmon at once; raised
+ * from sched_switch it waits until the switch is over, 8-16 us on a VM.
+ * sched_switch then finds the block stamped and leaves it.
+ */
+SEC("tp_btf/sched_entry_tp")
+int BPF_PROG(mblock_entry, bool preempt)
+{
+	struct task_struct *t = bpf_get_current_task_btf();
+	__u32 tid;
+
+	if (preempt || t->tgid != targ_tgid || BPF_CORE_READ(t, __state) == 0)
+		return 0;
+	tid = t->pid;
+	struct rg_kblock_m *m = bpf_map_lookup_elem(&ms, &tid);
+	if (m)
+		block_begins(m);
+	return 0;
+}
+
+/* Out of schedule() in the same task: a block stamped at entry that never slept is none. */
+SEC("tp_btf/sched_exit_tp")
+int BPF_PROG(mblock_exit, bool preempt)
+{
+	struct task_struct *t = bpf_get_current_task_btf();
+	__u32 tid;
+
+	if (t->tgid != targ_tgid)
+		return 0;
+	tid = t->pid;
+	struct rg_kblock_m *m = bpf_map_lookup_elem(&ms, &tid);
+	if (!m)
+		return 0;
+	__u32 k = m->slot;
+	struct rg_kblock_slot *s = bpf_map_lookup_elem(&slots, &k);
+	if (s && s->blocked_since) {
+		s->blocked_since = 0;
+		if (s->want_wake) {
+			s->want_wake = 0;
+			post(bpf_ktime_get_ns(), k, 0);
+		}
+	}
+	return 0;
+}
+
 SEC("tp_btf/sched_switch")
 int BPF_PROG(mblock_switch, bool preempt, struct task_struct *prev, struct task_struct *next,
 	     unsigned int prev_state)
@@ -120,30 +196,18 @@ int BPF_PROG(mblock_switch, bool preempt, struct task_struct *prev, struct task_
 	if (prev->tgid == targ_tgid) {
 		tid = prev->pid;
 		struct rg_kblock_m *m = bpf_map_lookup_elem(&ms, &tid);
-		__u8 in_g = 0, lock_wait = 1;
-		__u64 p = 0;
 		if (m) {
 			__u32 k = m->slot;
 			struct rg_kblock_slot *s = bpf_map_lookup_elem(&slots, &k);
-			if (s)
-				s->on_cpu = 0;
-		}
-		/* prev is current: its memory is ours to read (never faulted in here). A
-		 * runtime lock's sleep is not reported: its holder runs and lets go soon. */
-		if (m && prev_state != 0 && !preempt &&
-		    !bpf_probe_read_user(&in_g, 1, (void *)(m->m_addr + off_in_g)) && in_g &&
-		    !bpf_probe_read_user(&p, 8, (void *)(m->m_addr + off_p)) && p &&
-		    !bpf_probe_read_user(&lock_wait, 1, (void *)(m->m_addr + off_lock_wait)) &&
-		    !lock_wait) {
-			__u32 k = m->slot;
-			struct rg_kblock_slot *s = bpf_map_lookup_elem(&slots, &k);
+			bool blocks = prev_state != 0 && !preempt;
 			if (s) {
-				__u64 now = bpf_ktime_get_ns();
-				s->blocked_since = now;
-				s->last_block = now;
-				s->seq++;
-				if (work_waits(m->m_addr, p, now))
-					post(now, k, 1);
+				s->on_cpu = 0;
+				/* Stamped at schedule()'s entry, it may still run (a signal came). */
+				if (s->blocked_since && !blocks)
+					s->blocked_since = 0;
+				if (blocks && !s->blocked_since)
+					block_begins(
+						m); /* no sched_entry_tp (before 6.16), or not seen there */
 			}
 		}
 	}

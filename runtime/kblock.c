@@ -23,6 +23,7 @@ static _Atomic int state = RG_KBLOCK_LOADING;
 static const char *_Atomic why = "not started";
 static _Atomic uint64_t st_events, st_lends, st_wakes, st_early, st_withdrawn;
 static _Atomic int64_t st_last_lend;
+static _Atomic bool st_at_entry;
 
 void rg_kblock_count_withdrawn(void)
 {
@@ -45,6 +46,7 @@ void rg_kblock_get_stats(struct rg_kblock_stats *out)
 	out->early = atomic_load_explicit(&st_early, memory_order_relaxed);
 	out->withdrawn = atomic_load_explicit(&st_withdrawn, memory_order_relaxed);
 	out->last_lend = atomic_load_explicit(&st_last_lend, memory_order_relaxed);
+	out->at_entry = atomic_load_explicit(&st_at_entry, memory_order_relaxed);
 }
 
 enum rg_kblock_state rg_kblock_state(void)
@@ -135,6 +137,7 @@ int64_t rg_kblock_last_block(pid_t tid)
 #include <sys/syscall.h>
 
 #include <bpf/bpf.h>
+#include <bpf/btf.h>
 #include <bpf/libbpf.h>
 
 #include "lock.h"
@@ -164,6 +167,7 @@ static struct ring_buffer *rb;
 static int ms_fd = -1, ep_fd = -1, kick_fd = -1;
 static bool debug;
 static bool tick_only; /* RINGO_BPF=tick: no epoll wake-ups, sysmon's tick only (to compare) */
+static bool switch_only; /* RINGO_BPF=switch: blocks seen at the switch only (to compare) */
 static char why_buf[200];
 static _Atomic bool started;
 
@@ -224,6 +228,19 @@ static void visit_cpus(void)
 	sched_setaffinity(0, sizeof(all), &all);
 }
 
+/* Does the running kernel have the BTF-typed tracepoint whose typedef is name? */
+static bool has_tracepoint(const char *name)
+{
+	struct btf *vmlinux = btf__load_vmlinux_btf();
+	bool found;
+
+	if (!vmlinux)
+		return false;
+	found = btf__find_by_name_kind(vmlinux, name, BTF_KIND_TYPEDEF) > 0;
+	btf__free(vmlinux);
+	return found;
+}
+
 /* Open, load and attach: in the loader's own file table when it has one. */
 static int load_bpf(const char **step)
 {
@@ -240,6 +257,12 @@ static int load_bpf(const char **step)
 	obj->rodata->off_sched = offsetof(struct rg_m, sched);
 	obj->rodata->off_runqsize = offsetof(struct rg_sched, runqsize);
 	obj->rodata->off_timer0 = offsetof(struct rg_p, timer0_when);
+	/* schedule()'s entry and exit tracepoints are 6.16's; before, the switch alone. */
+	bool entry = !switch_only && has_tracepoint("btf_trace_sched_entry_tp") &&
+		     has_tracepoint("btf_trace_sched_exit_tp");
+	bpf_program__set_autoload(obj->progs.mblock_entry, entry);
+	bpf_program__set_autoload(obj->progs.mblock_exit, entry);
+	atomic_store_explicit(&st_at_entry, entry, memory_order_relaxed);
 	*step = "load";
 	if ((err = mblock_bpf__load(obj)))
 		return err;
@@ -307,7 +330,7 @@ static void on_now(void)
 
 /*
  * Hand-over from a loader with a private file table: sysmon copies the
- * five descriptors it needs (pidfd_getfd) in one burst. libbpf opens and
+ * descriptors it needs (pidfd_getfd) in one burst. libbpf opens and
  * closes dozens while loading; in the shared table those would take the
  * numbers the program's own close() just freed (a double close that should
  * say EBADF would close ours).
@@ -318,38 +341,54 @@ static void on_now(void)
 enum { HANDOVER_NONE, HANDOVER_READY, HANDOVER_TAKING, HANDOVER_DONE };
 static _Atomic uint32_t handover;
 static pid_t loader_tid;
-/* switch link, switch prog, ms map, events map, wake-up link: numbers in the loader's table */
-static int priv_fd[5];
+/* The descriptors sysmon takes over: numbers in the loader's table (-1: none). */
+enum {
+	FD_SWITCH_PROG,
+	FD_ENTRY_PROG,
+	FD_EXIT_PROG,
+	FD_MS,
+	FD_EVENTS,
+	FD_SWITCH_LINK,
+	FD_WAKEUP_LINK,
+	FD_ENTRY_LINK,
+	FD_EXIT_LINK,
+	NR_PRIV_FD
+};
+static int priv_fd[NR_PRIV_FD];
 /* The links are held, never read: a link lives as long as its descriptor. */
-static int prog_fd = -1, link_fd = -1, wakeup_link_fd = -1;
+static int prog_fd[FD_EXIT_PROG + 1] = {-1, -1, -1}, link_fd[NR_PRIV_FD - FD_SWITCH_LINK];
 
 static void take_over(void)
 {
-	int fd[5] = {-1, -1, -1, -1, -1}, err = 0;
+	int fd[NR_PRIV_FD], err = 0;
 	const char *step = "pidfd_open";
 	int pidfd = (int)syscall(SYS_pidfd_open, loader_tid, PIDFD_THREAD);
 
+	for (int i = 0; i < NR_PRIV_FD; i++)
+		fd[i] = -1;
 	if (pidfd < 0) {
 		err = -errno;
 	} else {
 		step = "pidfd_getfd";
-		for (int i = 0; i < 5 && !err; i++)
-			if ((fd[i] = (int)syscall(SYS_pidfd_getfd, pidfd, priv_fd[i], 0)) < 0)
+		for (int i = 0; i < NR_PRIV_FD && !err; i++)
+			if (priv_fd[i] >= 0 &&
+			    (fd[i] = (int)syscall(SYS_pidfd_getfd, pidfd, priv_fd[i], 0)) < 0)
 				err = -errno;
 		close(pidfd);
 	}
 	if (!err)
-		err = finish(fd[3], &step);
+		err = finish(fd[FD_EVENTS], &step);
 	if (err) {
-		for (int i = 0; i < 5; i++)
+		for (int i = 0; i < NR_PRIV_FD; i++)
 			if (fd[i] >= 0)
 				close(fd[i]);
 		fail(step, err); /* the loader's table goes, and the program with it */
 	} else {
-		link_fd = fd[0];
-		prog_fd = fd[1];
-		ms_fd = fd[2];
-		wakeup_link_fd = fd[4];
+		for (int i = FD_SWITCH_PROG; i <= FD_EXIT_PROG; i++)
+			prog_fd[i] = fd[i];
+		ms_fd = fd[FD_MS];
+		for (int i = FD_SWITCH_LINK; i < NR_PRIV_FD; i++)
+			link_fd[i - FD_SWITCH_LINK] = fd[i];
 		on_now();
 	}
 	atomic_store_explicit(&handover, HANDOVER_DONE, memory_order_release);
@@ -368,7 +407,9 @@ static void *loader(void *arg)
 	if (!err && !priv) {
 		/* Shared table (unshare refused): finish here. */
 		ms_fd = bpf_map__fd(obj->maps.ms);
-		prog_fd = bpf_program__fd(obj->progs.mblock_switch);
+		prog_fd[FD_SWITCH_PROG] = bpf_program__fd(obj->progs.mblock_switch);
+		prog_fd[FD_ENTRY_PROG] = bpf_program__fd(obj->progs.mblock_entry);
+		prog_fd[FD_EXIT_PROG] = bpf_program__fd(obj->progs.mblock_exit);
 		if (!(err = finish(bpf_map__fd(obj->maps.events), &step))) {
 			on_now();
 			return NULL;
@@ -381,11 +422,16 @@ static void *loader(void *arg)
 		return NULL;
 	}
 	loader_tid = (pid_t)syscall(SYS_gettid);
-	priv_fd[0] = bpf_link__fd(obj->links.mblock_switch);
-	priv_fd[1] = bpf_program__fd(obj->progs.mblock_switch);
-	priv_fd[2] = bpf_map__fd(obj->maps.ms);
-	priv_fd[3] = bpf_map__fd(obj->maps.events);
-	priv_fd[4] = bpf_link__fd(obj->links.mblock_wakeup);
+	priv_fd[FD_SWITCH_PROG] = bpf_program__fd(obj->progs.mblock_switch);
+	priv_fd[FD_ENTRY_PROG] = bpf_program__fd(obj->progs.mblock_entry); /* -1 unless loaded */
+	priv_fd[FD_EXIT_PROG] = bpf_program__fd(obj->progs.mblock_exit);
+	priv_fd[FD_MS] = bpf_map__fd(obj->maps.ms);
+	priv_fd[FD_EVENTS] = bpf_map__fd(obj->maps.events);
+	priv_fd[FD_SWITCH_LINK] = bpf_link__fd(obj->links.mblock_switch);
+	priv_fd[FD_WAKEUP_LINK] = bpf_link__fd(obj->links.mblock_wakeup);
+	priv_fd[FD_ENTRY_LINK] = obj->links.mblock_entry ? bpf_link__fd(obj->links.mblock_entry) :
+							   -1;
+	priv_fd[FD_EXIT_LINK] = obj->links.mblock_exit ? bpf_link__fd(obj->links.mblock_exit) : -1;
 	atomic_store_explicit(&handover, HANDOVER_READY, memory_order_release);
 	/*
 	 * sysmon takes over at its next look; with no rg_run left running, give
@@ -446,6 +492,7 @@ void rg_kblock_start(void)
 	return;
 #endif
 	tick_only = e && strcmp(e, "tick") == 0;
+	switch_only = e && strcmp(e, "switch") == 0;
 	pthread_atfork(NULL, NULL, atfork_child);
 	atomic_store_explicit(&why, "loading", memory_order_release);
 	/* Signals are for the Ms (preemption), not for the loader. */
@@ -680,13 +727,21 @@ bool rg_kblock_tracked(pid_t tid)
 
 bool rg_kblock_prog_stats(uint64_t *run_ns, uint64_t *run_cnt)
 {
-	struct bpf_prog_info info = {0};
-	__u32 len = sizeof(info);
-
-	if (!on() || bpf_obj_get_info_by_fd(prog_fd, &info, &len))
+	if (!on())
 		return false;
-	*run_ns = info.run_time_ns;
-	*run_cnt = info.run_cnt;
+	*run_ns = 0;
+	/* The switch program's runs count the switches; every program's time counts. */
+	for (int i = FD_SWITCH_PROG; i <= FD_EXIT_PROG; i++) {
+		struct bpf_prog_info info = {0};
+		__u32 len = sizeof(info);
+		if (prog_fd[i] < 0)
+			continue;
+		if (bpf_obj_get_info_by_fd(prog_fd[i], &info, &len))
+			return false;
+		*run_ns += info.run_time_ns;
+		if (i == FD_SWITCH_PROG)
+			*run_cnt = info.run_cnt;
+	}
 	return true;
 }
 

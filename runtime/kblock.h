@@ -82,6 +82,7 @@ struct rg_kblock_stats {
 	uint64_t withdrawn; /* of those, given back unused: the block ended first */
 	uint64_t wakes;	 /* sysmon woken from epoll by a record */
 	int64_t last_lend; /* when sysmon looked, woken, before its last lend (rg_nanotime) */
+	bool at_entry;	   /* blocks seen at schedule()'s entry (kernel 6.16+), not at the switch */
 };
 void rg_kblock_get_stats(struct rg_kblock_stats *out);
 void rg_kblock_count_lend(int64_t now, bool early);
