@@ -748,6 +748,8 @@ static int64_t ep_do(struct rg_poller *pl, const struct rg_io_req *req, rg_ctx *
 	case RG_IO_OPENAT:
 	case RG_IO_FSYNC:
 		return ep_blocking(req);
+	case RG_IO_NOP:
+		return 0; /* nothing to wait for */
 	default:
 		return -EINVAL;
 	}

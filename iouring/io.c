@@ -153,6 +153,13 @@ int rg_fsync_ctx(rg_ctx *ctx, int fd)
 	return (int)io_do(&r, ctx);
 }
 
+int rg_io_nop(void)
+{
+	struct rg_io_req r = {.op = RG_IO_NOP, .fd = -1};
+
+	return (int)io_do(&r, NULL);
+}
+
 int rg_poll_fd_ctx(rg_ctx *ctx, int fd, short events)
 {
 	struct rg_io_req r = {.op = RG_IO_POLL, .fd = fd, .flags = (unsigned short)events};

@@ -46,6 +46,7 @@ enum rg_io_op {
 	RG_IO_CLOSE,	/* fd */
 	RG_IO_FSYNC,	/* fd */
 	RG_IO_POLL,	/* fd, flags = poll events; result = revents */
+	RG_IO_NOP,	/* nothing: a round trip through the poller (rg_io_nop) */
 	RG_IO_OP_COUNT,
 };
 
@@ -141,5 +142,12 @@ void rg_iowait_end(struct rg_poller *pl, struct rg_iowait *w);
 
 /* Perform req as a plain system call on this thread (no goroutine, or a regular file). */
 int64_t rg_io_syscall(const struct rg_io_req *req);
+
+/*
+ * An operation that does nothing, through the poller: with io_uring an
+ * IORING_OP_NOP (submitted, parked on, reaped, readied), ringo-latbench's
+ * nop row; with epoll, nothing. Returns 0.
+ */
+int rg_io_nop(void);
 
 #endif /* RINGO_POLLER_H */

@@ -80,6 +80,8 @@ static int64_t once(const struct rg_io_req *r)
 		return close(r->fd) < 0 && errno != EINTR ? -errno : 0;
 	case RG_IO_FSYNC:
 		return ret(fsync(r->fd));
+	case RG_IO_NOP:
+		return 0;
 	case RG_IO_POLL:
 		p = (struct pollfd){.fd = r->fd, .events = (short)r->flags};
 		if (poll(&p, 1, -1) < 0)

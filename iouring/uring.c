@@ -216,6 +216,9 @@ static void prep(struct io_uring_sqe *sqe, const struct rg_io_req *r)
 	case RG_IO_POLL:
 		io_uring_prep_poll_add(sqe, r->fd, (unsigned)r->flags);
 		break;
+	case RG_IO_NOP:
+		io_uring_prep_nop(sqe);
+		break;
 	case RG_IO_OP_COUNT:
 		rg_fatal("io_uring: bad operation %d", (int)r->op);
 	}

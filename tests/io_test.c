@@ -1906,6 +1906,52 @@ static void pn_main(void *arg)
 }
 
 /* This process's poller is what RINGO_POLLER asks for (so the -epoll run tests epoll). */
+/*
+ * rg_io_nop (internal, ringo-latbench's nop row): through io_uring an
+ * IORING_OP_NOP, one SQE per call; epoll has nothing to wait for. Many
+ * goroutines at once all get their 0 back; outside rg_run too.
+ */
+#define NOP_GOROUTINES 64
+#define NOP_CALLS 200
+
+static struct {
+	rg_wg wg;
+	_Atomic int bad;
+	uint32_t sqes; /* SQEs prepared across one call, io_uring only */
+} nop;
+
+static void nop_worker(void *arg)
+{
+	for (int i = 0; i < NOP_CALLS; i++)
+		if (rg_io_nop() != 0)
+			atomic_fetch_add(&nop.bad, 1);
+	rg_wg_done(&nop.wg);
+}
+
+static void nop_main(void *arg)
+{
+	if (!using_epoll()) {
+		struct uring *u = rg_poller_get(rg_getg()->sched)->backend;
+		uint32_t before = u->ring.sq.sqe_tail;
+		if (rg_io_nop() != 0)
+			atomic_fetch_add(&nop.bad, 1);
+		nop.sqes = u->ring.sq.sqe_tail - before;
+	}
+	rg_wg_add(&nop.wg, NOP_GOROUTINES);
+	for (int i = 0; i < NOP_GOROUTINES; i++)
+		rg_go(nop_worker, NULL);
+	rg_wg_wait(&nop.wg);
+}
+
+TEST(io_nop_round_trip)
+{
+	EXPECT_EQ(0, rg_io_nop());
+	ASSERT_EQ(0, rg_run(nop_main, NULL));
+	EXPECT_EQ(0, atomic_load(&nop.bad));
+	if (!using_epoll())
+		EXPECT_GE(nop.sqes, 1); /* its own SQE went into the ring */
+}
+
 TEST(poller_in_use_follows_env)
 {
 	const char *want = using_epoll() ? "epoll" : "io_uring";

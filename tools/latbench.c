@@ -16,8 +16,8 @@
  *           NOP (an earlier timer while an M sleeps in io_uring_enter)
  *           -> the M on a CPU
  *   timer   rg_sleep / rg_timer of 200 us: deadline -> the goroutine runs
- *   nop     an io_uring round trip of an operation that completes inline (a
- *           1-byte rg_write to /dev/null; the API has no NOP)
+ *   nop     an io_uring round trip of an IORING_OP_NOP (submitted, parked on,
+ *           reaped, readied: rg_io_nop, internal)
  *   recv    rg_recv of a 1-byte echo over loopback TCP
  *
  * USAGE: ringo-latbench [-n N] [-w LIST] [-j] [-u] [--svg FILE] [-v]
@@ -101,10 +101,8 @@ static const struct meas {
 	[LB_M_TIMER] = {"timer",
 			"timer lateness (rg_sleep, rg_timer of 200 us): deadline -> g_start",
 			"deadline -> the sleeper runs", LB_W_TIMER},
-	[LB_M_NOP] = {"nop",
-		      "io_uring round trip, inline-completing op (1-byte rg_write to /dev/null): "
-		      "io_submit -> io_complete",
-		      "rg_write call -> return", LB_W_NOP},
+	[LB_M_NOP] = {"nop", "io_uring round trip of IORING_OP_NOP: io_submit -> io_complete",
+		      "rg_io_nop call -> return", LB_W_NOP},
 	[LB_M_RECV] = {"recv", "loopback TCP rg_recv of a 1-byte echo: io_submit -> io_complete",
 		       "rg_recv call -> return", LB_W_RECV},
 };
@@ -343,19 +341,13 @@ static void w_timer(void)
 
 static void w_nop(void)
 {
-	int fd = open("/dev/null", O_WRONLY | O_CLOEXEC);
-	char c = 0;
-
-	if (fd < 0)
-		return;
 	LB_WATCH(rg_goid());
 	for (long i = 0; i < iters; i++) {
 		int64_t t0 = rg_now();
-		if (rg_write(fd, &c, 1) != 1)
+		if (rg_io_nop() != 0)
 			break;
 		add(&us_lat[pass][LB_M_NOP], rg_now() - t0);
 	}
-	close(fd);
 }
 
 static void echo(void *arg)
