@@ -29,7 +29,7 @@
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
 
 const volatile __u32 targ_tgid = 0;
-const volatile __s32 op_write = -1; /* RG_IO_WRITE: the nop workload's operation */
+const volatile __s32 op_nop = -1;  /* RG_IO_NOP: the nop workload's operation */
 const volatile __s32 op_recv = -1;  /* RG_IO_RECV */
 
 /* The running workload, written by user space through the mmapped .bss. */
@@ -268,7 +268,7 @@ int BPF_USDT(io_submit, long goid, long user_data, long opcode)
 	__u64 g = goid, ud = user_data;
 	struct op o = {.submit = bpf_ktime_get_ns(), .opcode = opcode};
 
-	if (!((cur_w == LB_W_NOP && opcode == op_write) ||
+	if (!((cur_w == LB_W_NOP && opcode == op_nop) ||
 	      (cur_w == LB_W_RECV && opcode == op_recv)))
 		return 0;
 	if (bpf_map_lookup_elem(&watched, &g))

@@ -514,7 +514,7 @@ static bool bpf_setup(void)
 		return false;
 	}
 	skel->rodata->targ_tgid = (__u32)getpid();
-	skel->rodata->op_write = RG_IO_WRITE;
+	skel->rodata->op_nop = RG_IO_NOP;
 	skel->rodata->op_recv = RG_IO_RECV;
 	if ((err = latbench_bpf__load(skel))) {
 		snprintf(bpf_why, sizeof(bpf_why), "loading the BPF programs failed: %s",
