@@ -6,7 +6,8 @@
  *  - kernel_split: as root, with BPF: every measurement, mwake_ring too, has
  *    samples, ordered percentiles, and a kernel share that is never larger
  *    than the traced total at any percentile (it is a part of every sample);
- *    with the epoll poller the io_uring measurements are left out; skips
+ *    every gsame, timer and (io_uring) nop iteration is one sample; with
+ *    the epoll poller the io_uring measurements are left out; skips
  *    with the tool's reason when BPF cannot load;
  *  - bad_workload: an unknown -w name is an error.
  * Skips when the tool was not built (-Dbpf=disabled, no clang/bpftool/libbpf).
@@ -225,8 +226,8 @@ TEST_F_TIMEOUT(latbench, kernel_split, 300)
 		EXPECT_LE(kernel.max, traced.max) TH_LOG("%s", line);
 	}
 	/* Every iteration of these is one BPF sample; the io ones need the io_uring poller. */
-	const char *every[] = {"gsame", "timer"};
-	for (size_t i = 0; i < 2; i++) {
+	const char *every[] = {"gsame", "timer", "nop"};
+	for (size_t i = 0; i < (uring ? 3 : 2); i++) {
 		ASSERT_TRUE(measurement(out, every[i], line, sizeof(line)));
 		EXPECT_EQ(200, field(line, "traced").count) TH_LOG("%s", line);
 	}
