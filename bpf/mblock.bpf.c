@@ -205,9 +205,9 @@ int BPF_PROG(mblock_switch, bool preempt, struct task_struct *prev, struct task_
 				/* Stamped at schedule()'s entry, it may still run (a signal came). */
 				if (s->blocked_since && !blocks)
 					s->blocked_since = 0;
+				/* Not stamped at the entry: no sched_entry_tp (before 6.16). */
 				if (blocks && !s->blocked_since)
-					block_begins(
-						m); /* no sched_entry_tp (before 6.16), or not seen there */
+					block_begins(m);
 			}
 		}
 	}

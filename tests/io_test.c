@@ -1905,7 +1905,6 @@ static void pn_main(void *arg)
 	rg_close(p[1]);
 }
 
-/* This process's poller is what RINGO_POLLER asks for (so the -epoll run tests epoll). */
 /*
  * rg_io_nop (internal, ringo-latbench's nop row): through io_uring an
  * IORING_OP_NOP, one SQE per call; epoll has nothing to wait for. Many
@@ -1952,6 +1951,7 @@ TEST(io_nop_round_trip)
 		EXPECT_GE(nop.sqes, 1); /* its own SQE went into the ring */
 }
 
+/* This process's poller is what RINGO_POLLER asks for (so the -epoll run tests epoll). */
 TEST(poller_in_use_follows_env)
 {
 	const char *want = using_epoll() ? "epoll" : "io_uring";
