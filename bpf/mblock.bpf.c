@@ -129,6 +129,18 @@ static __always_inline void block_begins(struct rg_kblock_m *m)
 		post(now, k, 1);
 }
 
+/* Slot k's M runs again (or never slept): its block is over; post if a P was lent for it. */
+static __always_inline void block_ends(struct rg_kblock_slot *s, __u32 k)
+{
+	if (!s->blocked_since)
+		return;
+	s->blocked_since = 0;
+	if (s->want_wake) {
+		s->want_wake = 0;
+		post(bpf_ktime_get_ns(), k, 0);
+	}
+}
+
 /*
  * schedule() entered by an M that is going to sleep (kernel 6.16+: the RV
  * monitors' sched_entry_tp). Interrupts are still on here, so the ring
@@ -166,13 +178,8 @@ int BPF_PROG(mblock_exit, bool preempt)
 		return 0;
 	__u32 k = m->slot;
 	struct rg_kblock_slot *s = bpf_map_lookup_elem(&slots, &k);
-	if (s && s->blocked_since) {
-		s->blocked_since = 0;
-		if (s->want_wake) {
-			s->want_wake = 0;
-			post(bpf_ktime_get_ns(), k, 0);
-		}
-	}
+	if (s)
+		block_ends(s, k);
 	return 0;
 }
 
@@ -219,14 +226,9 @@ int BPF_PROG(mblock_switch, bool preempt, struct task_struct *prev, struct task_
 		if (m) {
 			__u32 k = m->slot;
 			struct rg_kblock_slot *s = bpf_map_lookup_elem(&slots, &k);
-			if (s)
+			if (s) {
 				s->on_cpu = 1;
-			if (s && s->blocked_since) {
-				s->blocked_since = 0;
-				if (s->want_wake) {
-					s->want_wake = 0;
-					post(bpf_ktime_get_ns(), k, 0);
-				}
+				block_ends(s, k);
 			}
 		}
 	}
