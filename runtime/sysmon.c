@@ -546,6 +546,35 @@ static bool all_idle(struct rg_sched *s)
 }
 
 /*
+ * Has a P run a goroutine in the last DEEP_QUIET_NS (as sysmon's looks saw
+ * it, rg_help_late), or since the last look? All Ps idle at one instant is
+ * the normal state of an I/O-bound program between requests: deep sleep
+ * there made every request's acquirep wake sysmon, a futex wake and a
+ * context switch on the request's path (one-connection echo 48k -> 39k
+ * msg/s once poll_unwatched had sysmon look every millisecond). Deep sleep
+ * waits for a program quiet that long; until then sysmon keeps its timed
+ * sleep, which nobody ends early, as Go's sysmon does. Capping that sleep
+ * at 1 ms cost the echo as much (36k msg/s: sysmon's wake-ups disturb the
+ * two CPUs' round trip), so a slice that starts meanwhile is seen up to one
+ * sleep late (bimodal short p99 10.1-10.9 -> 11.0-11.2 ms).
+ */
+#define DEEP_QUIET_NS 10000000LL
+static bool ran_lately(struct rg_sched *s)
+{
+	int32_t n = atomic_load_explicit(&s->gomaxprocs, memory_order_acquire);
+	int64_t now = rg_nanotime();
+
+	for (int32_t i = 0; i < n; i++) {
+		struct rg_p *p = s->allp[i];
+		if (atomic_load_explicit(&p->runs, memory_order_relaxed) !=
+			    atomic_load_explicit(&p->sysmon_runs, memory_order_relaxed) ||
+		    now - p->sysmon_runs_when < DEEP_QUIET_NS)
+			return true;
+	}
+	return false;
+}
+
+/*
  * Shutdown: rg_sched_wake_all kicks the timed sleeper once, and an M on its
  * way into the poller (it saw stopping clear) slept on when another M's
  * non-blocking poll reaped that wake-up; lent Ps (the kernel-fed handoff)
@@ -602,8 +631,8 @@ static void *sysmon_main(void *arg)
 			if (until < sleep)
 				sleep = until < SYSMON_MIN_DELAY_NS ? SYSMON_MIN_DELAY_NS : until;
 		}
-		if (all_idle(s)) {
-			/* Nothing runs: sleep until a system call (or shutdown) wakes us. */
+		if (all_idle(s) && !ran_lately(s)) {
+			/* Nothing runs, nor ran lately: sleep until a system call (or shutdown) wakes us. */
 			atomic_store_explicit(&s->sysmon_sleeping, 1, memory_order_seq_cst);
 			if (all_idle(s))
 				sleep = DEEP_SLEEP_NS;
