@@ -389,16 +389,22 @@ static struct rg_g *netpoll_inject(struct rg_m *m, struct rg_g **gs, int n)
 }
 
 /*
- * The owner, between goroutines: has I/O work queued here waited long
- * enough for a helper? An empty queue ends the wait.
+ * Has the work queued on p since its help request (since) waited long
+ * enough for a helper? An empty queue ends the request.
  */
-static void help_check_slow(struct rg_sched *s, struct rg_p *p, int64_t since)
+static bool help_waited(struct rg_p *p, int64_t since)
 {
 	if (rg_runqempty(p)) {
 		atomic_store_explicit(&p->help_since, 0, memory_order_relaxed);
-		return;
+		return false;
 	}
-	if (rg_nanotime() - since < RG_HELP_DELAY_NS)
+	return rg_nanotime() - since >= RG_HELP_DELAY_NS;
+}
+
+/* The owner, between goroutines: wake a helper for work that waited long enough. */
+static void help_check_slow(struct rg_sched *s, struct rg_p *p, int64_t since)
+{
+	if (!help_waited(p, since))
 		return;
 	atomic_store_explicit(&p->help_since, 0, memory_order_relaxed);
 	rg_wakep_local(s, p);
@@ -436,12 +442,9 @@ void rg_help_poll(struct rg_sched *s, struct rg_p *p)
 
 	if (!since)
 		return;
-	if (rg_runqempty(p)) {
-		atomic_store_explicit(&p->help_since, 0, memory_order_relaxed);
-		return;
-	}
-	if (rg_nanotime() - since < RG_HELP_DELAY_NS) {
-		atomic_store_explicit(&rg_tls_preempt_hint, 1, memory_order_relaxed);
+	if (!help_waited(p, since)) {
+		if (atomic_load_explicit(&p->help_since, memory_order_relaxed))
+			atomic_store_explicit(&rg_tls_preempt_hint, 1, memory_order_relaxed);
 		return;
 	}
 	if (atomic_compare_exchange_strong_explicit(&p->help_since, &since, 0, memory_order_relaxed,
