@@ -228,15 +228,16 @@ static void visit_cpus(void)
 	sched_setaffinity(0, sizeof(all), &all);
 }
 
-/* Does the running kernel have the BTF-typed tracepoint whose typedef is name? */
-static bool has_tracepoint(const char *name)
+/* Does the running kernel have schedule()'s entry and exit tracepoints (6.16+)? */
+static bool has_sched_entry_exit(void)
 {
 	struct btf *vmlinux = btf__load_vmlinux_btf();
 	bool found;
 
 	if (!vmlinux)
 		return false;
-	found = btf__find_by_name_kind(vmlinux, name, BTF_KIND_TYPEDEF) > 0;
+	found = btf__find_by_name_kind(vmlinux, "btf_trace_sched_entry_tp", BTF_KIND_TYPEDEF) > 0 &&
+		btf__find_by_name_kind(vmlinux, "btf_trace_sched_exit_tp", BTF_KIND_TYPEDEF) > 0;
 	btf__free(vmlinux);
 	return found;
 }
@@ -257,9 +258,8 @@ static int load_bpf(const char **step)
 	obj->rodata->off_sched = offsetof(struct rg_m, sched);
 	obj->rodata->off_runqsize = offsetof(struct rg_sched, runqsize);
 	obj->rodata->off_timer0 = offsetof(struct rg_p, timer0_when);
-	/* schedule()'s entry and exit tracepoints are 6.16's; before, the switch alone. */
-	bool entry = !switch_only && has_tracepoint("btf_trace_sched_entry_tp") &&
-		     has_tracepoint("btf_trace_sched_exit_tp");
+	/* Before 6.16, the switch alone. */
+	bool entry = !switch_only && has_sched_entry_exit();
 	bpf_program__set_autoload(obj->progs.mblock_entry, entry);
 	bpf_program__set_autoload(obj->progs.mblock_exit, entry);
 	atomic_store_explicit(&st_at_entry, entry, memory_order_relaxed);
