@@ -522,6 +522,8 @@ void rg_wakep(struct rg_sched *s, bool fence);
 void rg_wakep_local(struct rg_sched *s, struct rg_p *p);
 /* How long goroutines readied by I/O wait on a P before a helper M is woken (netpoll_inject). */
 #define RG_HELP_DELAY_NS 50000LL
+/* Goroutines whose I/O completed, with no P at hand: runnable in the global queue, an idle P woken. */
+void rg_netpoll_ready_global(struct rg_sched *s, struct rg_g **gs, int n);
 /* Sysmon: wake helpers for Ps whose owner is busy while their I/O work waits. */
 void rg_help_late(struct rg_sched *s, int64_t now);
 /* A failing non-blocking call of the goroutine running on p (preempt.c): a polling loop? */

@@ -353,6 +353,17 @@ static void netpoll_ready(struct rg_g *g, struct rg_p *p)
 	RG_PROBE(g_ready, g->goid, 0, p ? p->id : -1);
 }
 
+void rg_netpoll_ready_global(struct rg_sched *s, struct rg_g **gs, int n)
+{
+	if (n <= 0)
+		return;
+	for (int i = 0; i < n; i++) {
+		netpoll_ready(gs[i], NULL);
+		rg_globrunqput(s, gs[i]);
+	}
+	rg_wakep(s, true);
+}
+
 /*
  * Goroutines whose I/O completed (Go's injectglist): with a P, the first is
  * returned to run now and the rest queue on the P; without one, all go to
@@ -373,14 +384,12 @@ static struct rg_g *netpoll_inject(struct rg_m *m, struct rg_g **gs, int n)
 	struct rg_sched *s = m->sched;
 	struct rg_p *p = m->p;
 
-	for (int i = 0; i < n; i++)
-		netpoll_ready(gs[i], p);
 	if (!p) {
-		for (int i = 0; i < n; i++)
-			rg_globrunqput(s, gs[i]);
-		rg_wakep(s, true);
+		rg_netpoll_ready_global(s, gs, n);
 		return NULL;
 	}
+	for (int i = 0; i < n; i++)
+		netpoll_ready(gs[i], p);
 	for (int i = 1; i < n; i++)
 		rg_runqput(p, gs[i], false);
 	if (n > 1 && !atomic_load_explicit(&p->help_since, memory_order_relaxed))

@@ -95,21 +95,13 @@ static int retake(struct rg_sched *s, int64_t now)
 	return taken;
 }
 
-/* Poll without blocking; what completed joins the global queue. Returns how many. */
+/* Poll without blocking; what completed joins the global queue, an idle P woken. Returns how many. */
 static int collect(struct rg_sched *s)
 {
 	struct rg_g *gs[128];
 	int n = rg_netpoll(s, 0, gs, 128);
 
-	for (int i = 0; i < n; i++) {
-		uint32_t st = G_WAITING;
-		if (!atomic_compare_exchange_strong_explicit(&gs[i]->status, &st, G_RUNNABLE,
-							     memory_order_acq_rel,
-							     memory_order_relaxed))
-			rg_fatal("sysmon: goroutine %llu in status %u",
-				 (unsigned long long)gs[i]->goid, st);
-		rg_globrunqput(s, gs[i]);
-	}
+	rg_netpoll_ready_global(s, gs, n);
 	return n;
 }
 
@@ -126,8 +118,7 @@ static void poll_stale(struct rg_sched *s, int64_t now, int64_t *last_poll)
 	if (now - *last_poll < NETPOLL_STALE_NS)
 		return;
 	*last_poll = now;
-	if (collect(s) > 0)
-		rg_wakep(s, true);
+	collect(s);
 }
 
 /*
@@ -162,10 +153,8 @@ static int64_t poll_unwatched(struct rg_sched *s, int64_t now)
 	}
 	if (next)
 		return next; /* a P switched goroutines lately: its M polls at its next round */
-	if (collect(s) > 0) {
+	if (collect(s) > 0)
 		atomic_fetch_add_explicit(&s->unwatched_polls, 1, memory_order_relaxed);
-		rg_wakep(s, true);
-	}
 	return now + UNWATCHED_NS;
 }
 
