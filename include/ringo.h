@@ -759,7 +759,10 @@ void rg_syscall_exit(void);
  * As in Go 1.14+, a goroutine that runs for a whole time slice (10 ms,
  * RINGO_TIMESLICE=500us etc., at least 50 us) while other goroutines wait
  * is preempted, even in a loop without calls: sysmon sends its thread a
- * SIGURG and the goroutine yields to the global queue, to resume later,
+ * SIGURG (RINGO_PREEMPT_SIGNAL=SIGRTMIN+3, a name or a number, picks
+ * another; one the kernel raises for faults, SIGKILL, SIGSTOP, SIGCHLD and
+ * glibc's 32 and 33 are refused with a warning) and the goroutine yields
+ * to the global queue, to resume later,
  * perhaps on another thread. It is stopped only in the program's own code
  * (never inside ringo, libc or any other shared library, nor in a function
  * marked RG_NOPREEMPT), with its registers, vector state and errno intact;
@@ -781,9 +784,15 @@ void rg_syscall_exit(void);
  *    comparator under a library's mutex, a dl_iterate_phdr callback) must
  *    disable preemption; ringo notices such frames only where they keep
  *    frame pointers.
- *  - A SIGURG handler the program installed before rg_run keeps running,
- *    and sees ringo's SIGURGs too (treat SIGURG as a hint, as Go's
- *    signal.Notify users do). One installed later replaces ringo's.
+ *  - A SIGURG handler the program installed before rg_run (or between two
+ *    rg_runs) keeps running, first, with the mask it asked for and the
+ *    context as interrupted, and sees ringo's SIGURGs too (treat SIGURG as
+ *    a hint, as Go's signal.Notify users do). One installed during an
+ *    rg_run replaces ringo's until the next.
+ *  - ringo's own calls never return EINTR. The program's own calls that
+ *    SA_RESTART does not restart (nanosleep, poll, epoll_wait, sem_timedwait
+ *    ...) may, as in Go: retry them, or wrap them in rg_syscall_enter/exit
+ *    and still retry.
  * ------------------------------------------------------------------------- */
 
 /*

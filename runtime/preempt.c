@@ -31,6 +31,7 @@
 #include <link.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/syscall.h>
@@ -598,14 +599,24 @@ static void try_preempt(struct rg_m *m, void *uc)
 
 static void forward(int sig, siginfo_t *si, void *uc)
 {
-	/* Every SIGURG goes on, ours too: one of the program's may have been
-	 * coalesced with ours (Go forwards them to os/signal for that reason). */
-	if (prev_action.sa_flags & SA_SIGINFO) {
-		if (prev_action.sa_sigaction)
-			prev_action.sa_sigaction(sig, si, uc);
-	} else if (prev_action.sa_handler != SIG_DFL && prev_action.sa_handler != SIG_IGN) {
-		prev_action.sa_handler(sig);
+	struct sigaction pa = prev_action;
+	sigset_t old;
+
+	/* Every preemption signal goes on, ours too: one of the program's may
+	 * have been coalesced with ours (Go forwards them to os/signal for that
+	 * reason). Under the mask its handler asked for; once for SA_RESETHAND. */
+	if (!(pa.sa_flags & SA_SIGINFO) && (pa.sa_handler == SIG_DFL || pa.sa_handler == SIG_IGN))
+		return;
+	if (pa.sa_flags & SA_RESETHAND) {
+		prev_action.sa_handler = SIG_DFL;
+		prev_action.sa_flags = 0;
 	}
+	pthread_sigmask(SIG_BLOCK, &pa.sa_mask, &old);
+	if (pa.sa_flags & SA_SIGINFO)
+		pa.sa_sigaction(sig, si, uc);
+	else
+		pa.sa_handler(sig);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
 }
 
 static void preempt_handler(int sig, siginfo_t *si, void *uc)
@@ -613,6 +624,9 @@ static void preempt_handler(int sig, siginfo_t *si, void *uc)
 	int saved = errno;
 	struct rg_m *m = rg_getm();
 
+	/* The program's handler first: it sees the context as interrupted. */
+	forward(sig, si, uc);
+	errno = saved;
 	if (m) {
 		if (rg_preempt_conf.async)
 			try_preempt(m, uc);
@@ -621,7 +635,6 @@ static void preempt_handler(int sig, siginfo_t *si, void *uc)
 		atomic_store_explicit(&m->signal_pending, 0, memory_order_release);
 	}
 	errno = saved;
-	forward(sig, si, uc);
 }
 
 void rg_preempt_signal(struct rg_m *m, int64_t now)
@@ -699,23 +712,73 @@ int64_t rg_preempt_chaos(void)
 	return atomic_load_explicit(&chaos_ns, memory_order_relaxed);
 }
 
+/*
+ * RINGO_PREEMPT_SIGNAL: "SIGURG", "URG", "SIGRTMIN+3" or a number; 0 when
+ * it names no signal ringo can take: not SIGKILL or SIGSTOP, not one the
+ * kernel raises for a fault (the program would never see its own), not
+ * glibc's internal 32 and 33.
+ */
+static int parse_signal(const char *s)
+{
+	static const int refused[] = {SIGKILL, SIGSTOP, SIGSEGV, SIGBUS, SIGFPE,
+				      SIGILL,  SIGTRAP, SIGABRT, SIGSYS, SIGCHLD};
+	const char *name = strncmp(s, "SIG", 3) == 0 ? s + 3 : s;
+	char *end;
+	long sig = 0;
+
+	if (*s >= '0' && *s <= '9') {
+		sig = strtol(s, &end, 10);
+		if (*end)
+			return 0;
+	} else if (strncmp(name, "RTMIN", 5) == 0) {
+		long k = name[5] == '+' ? strtol(name + 6, &end, 10) : 0;
+		if (name[5] && (name[5] != '+' || !name[6] || *end))
+			return 0;
+		sig = SIGRTMIN + k;
+	} else {
+		for (int i = 1; i < SIGRTMIN && !sig; i++) {
+			const char *abbrev = sigabbrev_np(i);
+			if (abbrev && strcmp(abbrev, name) == 0)
+				sig = i;
+		}
+	}
+	if (sig < 1 || sig > SIGRTMAX || (sig > 31 && sig < SIGRTMIN))
+		return 0;
+	for (size_t i = 0; i < sizeof(refused) / sizeof(refused[0]); i++)
+		if (sig == refused[i])
+			return 0;
+	return (int)sig;
+}
+
+/*
+ * Install the handler for signo, chaining what the program installed there
+ * (before this rg_run, or since the last one), and give a signal ringo used
+ * before its own disposition back.
+ */
 static bool install_handler(int signo)
 {
 	static int installed_sig;
-	struct sigaction sa, old;
+	struct sigaction sa, cur;
 
-	if (installed_sig == signo)
+	if (installed_sig && installed_sig != signo) {
+		sigaction(installed_sig, &prev_action, NULL);
+		installed_sig = 0;
+	}
+	if (sigaction(signo, NULL, &cur) != 0)
+		return false;
+	if ((cur.sa_flags & SA_SIGINFO) && cur.sa_sigaction == preempt_handler) {
+		installed_sig = signo;
 		return true;
+	}
 	memset(&sa, 0, sizeof(sa));
 	sa.sa_sigaction = preempt_handler;
 	/* SA_RESTART: ringo's calls never see EINTR from it (those the kernel
 	 * does not restart, the runtime's wrappers retry). */
 	sa.sa_flags = SA_SIGINFO | SA_ONSTACK | SA_RESTART;
 	sigemptyset(&sa.sa_mask);
-	if (sigaction(signo, &sa, &old) != 0)
+	prev_action = cur; /* before ours runs: it reads this */
+	if (sigaction(signo, &sa, NULL) != 0)
 		return false;
-	if (!((old.sa_flags & SA_SIGINFO) && old.sa_sigaction == preempt_handler))
-		prev_action = old;
 	installed_sig = signo;
 	return true;
 }
@@ -745,6 +808,16 @@ void rg_preempt_init(struct rg_sched *s)
 		c.async = false;
 	if ((e = getenv("RINGO_PREEMPT_PIN")) && strcmp(e, "1") == 0)
 		c.pin = true;
+	if ((e = getenv("RINGO_PREEMPT_SIGNAL")) && *e) {
+		int sig = parse_signal(e);
+		if (sig)
+			c.signo = sig;
+		else
+			fprintf(stderr,
+				"ringo: RINGO_PREEMPT_SIGNAL=%s is no signal ringo can use; "
+				"preempting with SIGURG\n",
+				e);
+	}
 	if ((e = getenv("RINGO_PREEMPT_CHAOS")) && *e) {
 		int64_t ns = parse_duration(e);
 		rg_preempt_set_chaos(ns > 0 ? ns : 0);
@@ -794,6 +867,8 @@ static void preempt_park(struct rg_m *m, struct rg_g *g, uintptr_t pc, int async
 	}
 }
 
+void (*_Atomic rg_preempt_async_hook)(void);
+
 void rg_preempt_async(uintptr_t pc, void *saved)
 {
 	struct rg_m *m = rg_getm();
@@ -801,6 +876,9 @@ void rg_preempt_async(uintptr_t pc, void *saved)
 	uintptr_t errno_was = (uintptr_t)rg_errno_location();
 
 	STAT_INC(async);
+	void (*hook)(void) = atomic_load_explicit(&rg_preempt_async_hook, memory_order_relaxed);
+	if (hook)
+		hook();
 	preempt_park(m, m->curg, pc, 1);
 	/*
 	 * The goroutine may have been stopped between computing errno's address

@@ -103,6 +103,13 @@ void rg_preempt_get_stats(struct rg_preempt_stats *out);
 #define RG_PREEMPT_PC_RING 256
 size_t rg_preempt_recent_pcs(uintptr_t *out, size_t n);
 
+/*
+ * Tests: called by every asynchronous preemption on the goroutine's stack,
+ * under the trampoline's frame, before it parks (preempt_test unwinds from
+ * there through the trampoline's CFI).
+ */
+extern void (*_Atomic rg_preempt_async_hook)(void);
+
 /* Count a runnext goroutine sent to the global queue for an expired slice (sched.c). */
 void rg_preempt_count_inherit(void);
 /* Count a P lent by sysmon (sysmon.c). */

@@ -7,7 +7,13 @@
  * are never stopped inside libc; a request while preemption is disabled is
  * honoured at enable; errno survives preemption and migration; CPU shares
  * are fair for P+1, 2P and 10P goroutines; rg_lock_thread holds under
- * preemption; a SIGURG handler of the program still runs.
+ * preemption; a SIGURG handler of the program still runs, also one
+ * installed between two rg_runs; RINGO_PREEMPT_SIGNAL moves preemption to
+ * another signal and refuses unusable ones; fork() under chaos preemption;
+ * RINGO_PREEMPT_PIN keeps preempted goroutines on their thread; a goroutine
+ * stuck in libc gets a P lent for the others; RINGO_ASYNCPREEMPT=0 sends
+ * no signal; ringo's calls never surface EINTR; an unwinder walks from the
+ * trampoline into a preempted frameless loop.
  *
  * Chaos mode (rg_preempt_set_chaos) makes sysmon preempt every running
  * goroutine at random intervals of up to the given time, whether or not
@@ -18,7 +24,9 @@
 #include <dlfcn.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <sys/socket.h>
 #include <sys/syscall.h>
+#include <unwind.h>
 #include <x86intrin.h>
 
 #include "preempt.h"
@@ -64,8 +72,11 @@ __asm__(".text\n"
 	"	je 1b\n"
 	"	ret\n"
 	".cfi_endproc\n"
-	".size rt_frameless_spin, .-rt_frameless_spin\n");
+	".size rt_frameless_spin, .-rt_frameless_spin\n"
+	".globl rt_frameless_spin_end\n"
+	"rt_frameless_spin_end:\n");
 void rt_frameless_spin(const _Atomic uint32_t *stop, uint64_t *count);
+extern const char rt_frameless_spin_end[];
 
 /*
  * int rt_redzone(uint64_t seed, uint64_t iters): a leaf that keeps 16 words
@@ -289,7 +300,8 @@ static void starve_loop(void *arg)
 	rg_wg_done(&starve.wg);
 }
 
-static void starve_frameless(void *arg)
+/* A section of its own: its extent tells an unwinder's frame in it (test 16). */
+__attribute__((noinline, section("rt_sf_text"))) static void starve_frameless(void *arg)
 {
 	atomic_fetch_add(&starve.ready, 1);
 	rt_frameless_spin(&starve.stop, &starve.frameless_count);
@@ -977,12 +989,14 @@ TEST(fair_shares_10p)
 /* ---- 8. rg_lock_thread holds under preemption ---- */
 
 static __thread uint64_t tls_counter;
+extern const char __start_rt_lt_text[], __stop_rt_lt_text[];
 
 static struct {
 	_Atomic pid_t locked_tid;
 	_Atomic uint32_t stop;
 	_Atomic uint64_t foreign_on_locked, tid_changes, others_ran;
 	uint64_t tls_final, tls_want;
+	bool preempted_in_count; /* the locked goroutine itself was stopped in lt_count */
 	rg_wg wg;
 } lt;
 
@@ -1004,8 +1018,12 @@ static void lt_other(void *arg)
 	rg_wg_done(&lt.wg);
 }
 
-/* Keeps &tls_counter in a register across the loop (the hazard locking avoids). */
-__attribute__((noinline)) static void lt_count(uint64_t n)
+/*
+ * Keeps &tls_counter in a register across the loop (the hazard locking
+ * avoids). A section of its own: the linker's __start_/__stop_ symbols give
+ * its extent, to tell its preemptions from the others'.
+ */
+__attribute__((noinline, section("rt_lt_text"))) static void lt_count(uint64_t n)
 {
 	uint64_t *c = &tls_counter;
 
@@ -1033,6 +1051,12 @@ static void lt_main(void *arg)
 		lt.tls_want += 1000000;
 		if (rt_gettid() != me)
 			atomic_fetch_add(&lt.tid_changes, 1);
+		uintptr_t pcs[RG_PREEMPT_PC_RING];
+		size_t n = lt.preempted_in_count ? 0 :
+						   rg_preempt_recent_pcs(pcs, RG_PREEMPT_PC_RING);
+		for (size_t i = 0; i < n; i++)
+			lt.preempted_in_count |= pcs[i] >= (uintptr_t)__start_rt_lt_text &&
+						 pcs[i] < (uintptr_t)__stop_rt_lt_text;
 	}
 	lt.tls_final = tls_counter;
 	atomic_store(&lt.locked_tid, 0);
@@ -1056,6 +1080,7 @@ TEST(lock_thread_holds_under_preemption)
 	EXPECT_EQ(lt.tls_want, lt.tls_final);
 	EXPECT_GT(atomic_load(&lt.others_ran), 0);
 	EXPECT_GT(after.async - before.async, 10);
+	EXPECT_TRUE(lt.preempted_in_count); /* the lock held across its own preemptions */
 }
 
 /* ---- 9. a SIGURG handler of the program still runs ---- */
@@ -1116,6 +1141,492 @@ TEST(program_sigurg_handler_still_runs)
 	EXPECT_EQ(10, fh.ticks);
 	/* ringo's own preemption signals reach it too (documented). */
 	EXPECT_GT(atomic_load(&user_urgs), fh.raised);
+}
+
+/* ---- 10. the preemption signal is configurable (RINGO_PREEMPT_SIGNAL) ---- */
+
+TEST(preemption_signal_is_configurable)
+{
+	struct sigaction sa;
+
+	/* A program SIGURG handler that no preemption may reach now. */
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = user_sigurg;
+	sigemptyset(&sa.sa_mask);
+	ASSERT_EQ(0, sigaction(SIGURG, &sa, NULL));
+	setenv("RINGO_PREEMPT_SIGNAL", "SIGRTMIN+2", 1);
+	setenv("RINGO_TIMESLICE", "2ms", 1);
+	rg_maxprocs(1);
+	ASSERT_EQ(0, rg_run(starve_main, (void *)(uintptr_t)STARVE_LOOP));
+	SKIP_IF_NO_ASYNC();
+	EXPECT_EQ(SIGRTMIN + 2, rg_preempt_conf.signo);
+	EXPECT_EQ(TICKS, starve.ticks);
+	struct rg_preempt_stats st;
+	rg_preempt_get_stats(&st);
+	EXPECT_GT(st.async, 0);
+	EXPECT_EQ(0, atomic_load(&user_urgs));
+}
+
+static void nothing_main(void *arg)
+{
+	async_on();
+}
+
+TEST(unusable_preemption_signal_keeps_sigurg)
+{
+	static const char *const bad[] = {"SIGKILL", "SIGSEGV", "9", "33", "SIGNOPE", "RTMIN+x"};
+
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		setenv("RINGO_PREEMPT_SIGNAL", bad[i], 1);
+		ASSERT_EQ(0, rg_run(nothing_main, NULL));
+		EXPECT_EQ(SIGURG, rg_preempt_conf.signo) TH_LOG("RINGO_PREEMPT_SIGNAL=%s", bad[i]);
+	}
+	setenv("RINGO_PREEMPT_SIGNAL", "USR2", 1);
+	ASSERT_EQ(0, rg_run(nothing_main, NULL));
+	SKIP_IF_NO_ASYNC();
+	EXPECT_EQ(SIGUSR2, rg_preempt_conf.signo);
+	/* Back to SIGURG, and SIGUSR2 has its default disposition again. */
+	unsetenv("RINGO_PREEMPT_SIGNAL");
+	ASSERT_EQ(0, rg_run(nothing_main, NULL));
+	EXPECT_EQ(SIGURG, rg_preempt_conf.signo);
+	struct sigaction cur;
+	ASSERT_EQ(0, sigaction(SIGUSR2, NULL, &cur));
+	EXPECT_TRUE(cur.sa_handler == SIG_DFL);
+}
+
+/* A handler the program installs between two rg_runs is chained by the second. */
+TEST(handler_installed_between_runs_is_chained)
+{
+	struct sigaction sa;
+
+	rg_maxprocs(1);
+	ASSERT_EQ(0, rg_run(nothing_main, NULL));
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = user_sigurg;
+	sigemptyset(&sa.sa_mask);
+	ASSERT_EQ(0, sigaction(SIGURG, &sa, NULL));
+	setenv("RINGO_TIMESLICE", "2ms", 1);
+	ASSERT_EQ(0, rg_run(fh_main, NULL));
+	EXPECT_GE(fh.seen_after_raise, fh.raised);
+	SKIP_IF_NO_ASYNC();
+	EXPECT_EQ(10, fh.ticks);
+	EXPECT_GT(atomic_load(&user_urgs), fh.raised);
+}
+
+/* ---- 11. fork() under chaos preemption ---- */
+
+#define FORKS 100
+
+static struct {
+	_Atomic uint32_t stop;
+	int ok, failed, forks;
+	uint64_t signals;
+	rg_wg wg;
+} fk;
+
+static void fk_spin(void *arg)
+{
+	while (!atomic_load_explicit(&fk.stop, memory_order_relaxed))
+		;
+	rg_wg_done(&fk.wg);
+}
+
+static void fk_main(void *arg)
+{
+	struct rg_preempt_stats a, b;
+
+	if (!async_on())
+		return;
+	rg_preempt_get_stats(&a);
+	rg_preempt_set_chaos(100000);
+	rg_wg_add(&fk.wg, 2);
+	rg_go(fk_spin, NULL);
+	rg_go(fk_spin, NULL);
+	for (fk.forks = 0; fk.forks < FORKS; fk.forks++) {
+		pid_t pid = fork();
+		if (pid == 0) {
+			/* The child gets the signal unblocked, as the program had it. */
+			sigset_t cur;
+			pthread_sigmask(SIG_SETMASK, NULL, &cur);
+			_exit(sigismember(&cur, rg_preempt_conf.signo) ? 1 : 42);
+		}
+		if (pid < 0) {
+			fk.failed++;
+			continue;
+		}
+		int st;
+		while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
+			;
+		if (WIFEXITED(st) && WEXITSTATUS(st) == 42)
+			fk.ok++;
+		else
+			fk.failed++;
+	}
+	atomic_store(&fk.stop, 1);
+	rg_wg_wait(&fk.wg);
+	rg_preempt_set_chaos(0);
+	rg_preempt_get_stats(&b);
+	fk.signals = b.signals - a.signals;
+}
+
+TEST(fork_under_chaos_preemption)
+{
+	rg_maxprocs(2);
+	ASSERT_EQ(0, rg_run(fk_main, NULL));
+	SKIP_IF_NO_ASYNC();
+	EXPECT_EQ(FORKS, fk.ok);
+	EXPECT_EQ(0, fk.failed);
+	EXPECT_GT(fk.signals, FORKS)
+	TH_LOG("only %llu preemption signals during the forks", (unsigned long long)fk.signals);
+}
+
+/* ---- 12. RINGO_PREEMPT_PIN=1: a preempted goroutine resumes on its M ---- */
+
+#define PIN_GS 4
+
+static struct {
+	_Atomic uint32_t stop;
+	_Atomic uint64_t moved, checks;
+	uint64_t async;
+	rg_wg wg;
+} pin;
+
+static void pin_worker(void *arg)
+{
+	pid_t me = rt_gettid();
+
+	while (!atomic_load_explicit(&pin.stop, memory_order_relaxed)) {
+		for (volatile int i = 0; i < 20000; i++)
+			;
+		pid_t now = rt_gettid();
+		if (now != me) {
+			atomic_fetch_add(&pin.moved, 1);
+			me = now;
+		}
+		atomic_fetch_add(&pin.checks, 1);
+	}
+	rg_wg_done(&pin.wg);
+}
+
+static void pin_main(void *arg)
+{
+	struct rg_preempt_stats a, b;
+
+	if (!async_on())
+		return;
+	rg_preempt_get_stats(&a);
+	rg_preempt_set_chaos(200000);
+	rg_wg_add(&pin.wg, PIN_GS);
+	for (int i = 0; i < PIN_GS; i++)
+		rg_go(pin_worker, NULL);
+	rg_sleep(300 * MS);
+	atomic_store(&pin.stop, 1);
+	rg_wg_wait(&pin.wg);
+	rg_preempt_set_chaos(0);
+	rg_preempt_get_stats(&b);
+	pin.async = b.async - a.async;
+}
+
+static void pin_run(struct __test_metadata *_metadata, bool pinned)
+{
+	if (pinned)
+		setenv("RINGO_PREEMPT_PIN", "1", 1);
+	rg_maxprocs(2);
+	ASSERT_EQ(0, rg_run(pin_main, NULL));
+	SKIP_IF_NO_ASYNC();
+	TH_LOG("%llu asynchronous preemptions, %llu moves in %llu checks",
+	       (unsigned long long)pin.async, (unsigned long long)atomic_load(&pin.moved),
+	       (unsigned long long)atomic_load(&pin.checks));
+	EXPECT_GT(pin.async, 50);
+	if (pinned) {
+		EXPECT_EQ(0, atomic_load(&pin.moved));
+	} else {
+		EXPECT_GT(atomic_load(&pin.moved), 0); /* what pinning prevents does happen */
+	}
+}
+
+TEST(pin_keeps_preempted_goroutines_on_their_m)
+{
+	pin_run(_metadata, true);
+}
+
+TEST(unpinned_preempted_goroutines_move)
+{
+	pin_run(_metadata, false);
+}
+
+/* ---- 13. a goroutine stuck in libc: sysmon lends a P for the others ---- */
+
+static struct {
+	char *buf;
+	size_t len;
+	_Atomic int64_t in_at, out_at, other_at;
+	uint64_t lent;
+} lib;
+
+static void lib_other(void *arg)
+{
+	atomic_store(&lib.other_at, (int64_t)rt_now_ns());
+}
+
+static void lib_main(void *arg)
+{
+	struct rg_preempt_stats a, b;
+
+	if (!async_on())
+		return;
+	/* Size one memset to last about 150 ms here (75 slices), at most 2 GiB; touched first. */
+	size_t probe = 256u << 20;
+	char *p = malloc(probe);
+	if (!p)
+		return;
+	memset(p, 1, probe);
+	int64_t t0 = (int64_t)rt_now_ns();
+	memset(p, 2, probe);
+	int64_t took = (int64_t)rt_now_ns() - t0;
+	free(p);
+	double want = (double)probe * (150.0 * MS) / (double)(took > 0 ? took : 1);
+	lib.len = want > (double)(2ull << 30) ? 2ull << 30 : (size_t)want;
+	lib.buf = malloc(lib.len);
+	if (!lib.buf)
+		return;
+	memset(lib.buf, 1, lib.len);
+	rg_preempt_get_stats(&a);
+	rg_go(lib_other, NULL); /* runnext of our only P */
+	atomic_store(&lib.in_at, (int64_t)rt_now_ns());
+	memset(lib.buf, 3, lib.len); /* in libc (or the sanitizer's runtime) throughout */
+	atomic_store(&lib.out_at, (int64_t)rt_now_ns());
+	rg_preempt_get_stats(&b);
+	lib.lent = b.lent - a.lent;
+	free(lib.buf);
+}
+
+TEST(goroutine_stuck_in_libc_gets_a_p_lent)
+{
+	setenv("RINGO_TIMESLICE", "2ms", 1);
+	setenv("RINGO_BPF", "0", 1); /* memset never blocks: this is sysmon's remedy alone */
+	rg_maxprocs(1);
+	ASSERT_EQ(0, rg_run(lib_main, NULL));
+	SKIP_IF_NO_ASYNC();
+	ASSERT_NE(0, atomic_load(&lib.in_at));
+	int64_t in = atomic_load(&lib.in_at), out = atomic_load(&lib.out_at),
+		other = atomic_load(&lib.other_at);
+	TH_LOG("memset of %zu MiB: %lld ms; the other goroutine ran %lld ms into it; %llu Ps lent",
+	       lib.len >> 20, (long long)(out - in) / MS, (long long)(other - in) / MS,
+	       (unsigned long long)lib.lent);
+	EXPECT_GT(other, in);
+	EXPECT_LT(other, out);
+	EXPECT_GE(lib.lent, 1);
+}
+
+/* ---- 14. RINGO_ASYNCPREEMPT=0: no signal, a call-free loop keeps its P ---- */
+
+static struct {
+	_Atomic int64_t other_at;
+	int64_t spin_end;
+	uint64_t signals, async;
+	rg_wg wg;
+} np;
+
+static void np_other(void *arg)
+{
+	atomic_store(&np.other_at, (int64_t)rt_now_ns());
+	rg_wg_done(&np.wg);
+}
+
+static void np_main(void *arg)
+{
+	struct rg_preempt_stats a, b;
+	volatile uint64_t n = 0;
+
+	rg_preempt_get_stats(&a);
+	rg_wg_add(&np.wg, 1);
+	rg_go(np_other, NULL); /* runnext of our only P */
+	int64_t end = (int64_t)rt_now_ns() + 100 * MS;
+	while ((int64_t)rt_now_ns() < end)
+		for (int i = 0; i < 10000; i++)
+			n++;
+	np.spin_end = (int64_t)rt_now_ns();
+	rg_wg_wait(&np.wg);
+	rg_preempt_get_stats(&b);
+	np.signals = b.signals - a.signals;
+	np.async = b.async - a.async;
+}
+
+TEST(asyncpreempt_0_sends_no_signal)
+{
+	setenv("RINGO_TIMESLICE", "1ms", 1);
+	setenv("RINGO_ASYNCPREEMPT", "0", 1);
+	setenv("RINGO_BPF", "0", 1); /* no lent P either */
+	rg_maxprocs(1);
+	ASSERT_EQ(0, rg_run(np_main, NULL));
+	EXPECT_FALSE(rg_preempt_conf.async);
+	EXPECT_EQ(0, np.signals);
+	EXPECT_EQ(0, np.async);
+	/* 100 slices of a call-free loop, and the queued goroutine waited them out. */
+	EXPECT_GE(atomic_load(&np.other_at), np.spin_end);
+}
+
+/* ---- 15. ringo's calls never surface EINTR ---- */
+
+#define EINTR_ROUNDS RT_TSAN_SCALE(20000, 10)
+
+static struct {
+	int sv[2];
+	_Atomic uint32_t stop;
+	_Atomic uint64_t eintr, short_io, bad_data, early_sleeps, kills;
+	rg_wg wg;
+} ei;
+
+static void ei_echo(void *arg)
+{
+	char b[64];
+
+	for (int i = 0; i < EINTR_ROUNDS; i++) {
+		ssize_t n = rg_read(ei.sv[1], b, sizeof(b));
+		if (n == -EINTR)
+			atomic_fetch_add(&ei.eintr, 1);
+		if (n <= 0)
+			break;
+		if (rg_write(ei.sv[1], b, (size_t)n) != n)
+			atomic_fetch_add(&ei.short_io, 1);
+	}
+	rg_wg_done(&ei.wg);
+}
+
+static void ei_sleeper(void *arg)
+{
+	while (!atomic_load(&ei.stop)) {
+		int64_t t0 = (int64_t)rt_now_ns();
+		rg_sleep(50000);
+		if ((int64_t)rt_now_ns() - t0 < 50000)
+			atomic_fetch_add(&ei.early_sleeps, 1);
+	}
+	rg_wg_done(&ei.wg);
+}
+
+/* A plain thread that signals the process (any of its threads) all along. */
+static void *ei_killer(void *arg)
+{
+	while (!atomic_load(&ei.stop)) {
+		kill(getpid(), rg_preempt_conf.signo);
+		atomic_fetch_add(&ei.kills, 1);
+		usleep(20);
+	}
+	return NULL;
+}
+
+static void ei_main(void *arg)
+{
+	pthread_t k;
+	char b[64];
+
+	rg_preempt_set_chaos(100000);
+	if (socketpair(AF_UNIX, SOCK_STREAM, 0, ei.sv) || pthread_create(&k, NULL, ei_killer, NULL))
+		return;
+	rg_wg_add(&ei.wg, 2);
+	rg_go(ei_echo, NULL);
+	rg_go(ei_sleeper, NULL);
+	for (int i = 0; i < EINTR_ROUNDS; i++) {
+		memset(b, (char)i, sizeof(b));
+		ssize_t n = rg_write(ei.sv[0], b, sizeof(b));
+		if (n == -EINTR)
+			atomic_fetch_add(&ei.eintr, 1);
+		if (n != sizeof(b)) {
+			atomic_fetch_add(&ei.short_io, 1);
+			break;
+		}
+		for (size_t got = 0; got < sizeof(b);) {
+			n = rg_read(ei.sv[0], b + got, sizeof(b) - got);
+			if (n == -EINTR)
+				atomic_fetch_add(&ei.eintr, 1);
+			if (n <= 0) {
+				atomic_fetch_add(&ei.short_io, 1);
+				break;
+			}
+			got += (size_t)n;
+		}
+		for (size_t j = 0; j < sizeof(b); j++)
+			if (b[j] != (char)i) {
+				atomic_fetch_add(&ei.bad_data, 1);
+				break;
+			}
+	}
+	atomic_store(&ei.stop, 1);
+	shutdown(ei.sv[0], SHUT_RDWR);
+	rg_wg_wait(&ei.wg);
+	pthread_join(k, NULL);
+	close(ei.sv[0]);
+	close(ei.sv[1]);
+	rg_preempt_set_chaos(0);
+}
+
+TEST(ringo_calls_never_surface_eintr)
+{
+	rg_maxprocs(2);
+	ASSERT_EQ(0, rg_run(ei_main, NULL));
+	TH_LOG("%d round trips, %llu signals sent to the process", EINTR_ROUNDS,
+	       (unsigned long long)atomic_load(&ei.kills));
+	EXPECT_GT(atomic_load(&ei.kills), 0);
+	EXPECT_EQ(0, atomic_load(&ei.eintr));
+	EXPECT_EQ(0, atomic_load(&ei.short_io));
+	EXPECT_EQ(0, atomic_load(&ei.bad_data));
+	EXPECT_EQ(0, atomic_load(&ei.early_sleeps));
+}
+
+/* ---- 16. unwind info: a preempted frameless loop's stack can be walked ---- */
+
+extern const char __start_rt_sf_text[], __stop_rt_sf_text[];
+
+static struct {
+	_Atomic uint64_t walks, in_spin, through;
+} uw;
+
+/* Bit 0: a frame in the frameless spinner; bit 1: its caller's frame right after. */
+static _Unwind_Reason_Code uw_frame(struct _Unwind_Context *ctx, void *arg)
+{
+	uintptr_t ip = _Unwind_GetIP(ctx);
+	int *seen = arg;
+
+	if (*seen & 1) {
+		if (ip - 1 >= (uintptr_t)__start_rt_sf_text &&
+		    ip - 1 < (uintptr_t)__stop_rt_sf_text)
+			*seen |= 2;
+		return _URC_END_OF_STACK;
+	}
+	if (ip >= (uintptr_t)rt_frameless_spin && ip < (uintptr_t)rt_frameless_spin_end)
+		*seen |= 1;
+	return _URC_NO_REASON;
+}
+
+/* On the preempted goroutine's stack, under the trampoline (rg_preempt_async_hook). */
+static void uw_hook(void)
+{
+	int seen = 0;
+
+	_Unwind_Backtrace(uw_frame, &seen);
+	atomic_fetch_add(&uw.walks, 1);
+	if (seen & 1)
+		atomic_fetch_add(&uw.in_spin, 1);
+	if (seen & 2)
+		atomic_fetch_add(&uw.through, 1);
+}
+
+TEST(unwinder_walks_a_preempted_frameless_loop)
+{
+	atomic_store(&rg_preempt_async_hook, uw_hook);
+	setenv("RINGO_TIMESLICE", "2ms", 1);
+	rg_maxprocs(1);
+	ASSERT_EQ(0, rg_run(starve_main, (void *)(uintptr_t)STARVE_FRAMELESS));
+	atomic_store(&rg_preempt_async_hook, NULL);
+	SKIP_IF_NO_ASYNC();
+	TH_LOG("%llu walks from the trampoline, %llu reached the spinner, %llu its caller",
+	       (unsigned long long)atomic_load(&uw.walks),
+	       (unsigned long long)atomic_load(&uw.in_spin),
+	       (unsigned long long)atomic_load(&uw.through));
+	/* The spinner has no frame pointer: only the trampoline's CFI leads there. */
+	EXPECT_GT(atomic_load(&uw.in_spin), 0);
+	EXPECT_EQ(atomic_load(&uw.in_spin), atomic_load(&uw.through));
 }
 
 TEST_HARNESS_MAIN
