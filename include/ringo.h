@@ -780,6 +780,10 @@ void rg_syscall_exit(void);
  *  - A pthread mutex (or spinlock) held across preemptible code can stall
  *    another goroutine's thread in the kernel while the holder waits in a
  *    run queue: use rg_mutex, or disable preemption around the section.
+ *    Code linked statically into the executable (a static allocator,
+ *    clang's static sanitizer runtimes) is the program's own to ringo, and
+ *    its locks are such locks: call it with preemption disabled, or link
+ *    it as a shared library (code in those is never stopped).
  *  - Program code that a library calls back while holding its own lock (a
  *    comparator under a library's mutex, a dl_iterate_phdr callback) must
  *    disable preemption; ringo notices such frames only where they keep
