@@ -14,14 +14,10 @@
  * runs there as well).
  */
 #include "harness.h"
+#include "work.h"
 
 #include <stdatomic.h>
 #include <stdbool.h>
-
-/* An empty asm that claims to change x: the compiler can neither fold nor drop the work on x. */
-#define RB_OPAQUE(x) __asm__("" : "+r"(x))
-/* An empty asm that claims to read x: x must be computed. */
-#define RB_KEEP(x) __asm__ volatile("" : : "r"(x))
 
 static const int64_t zero64 = 0;
 static const int64_t one64 = 1;
@@ -46,40 +42,6 @@ static inline void must_recv(rg_chan *c, void *out)
 {
 	if (__builtin_expect(rg_chan_recv(c, out) != 1, 0))
 		rb_fatal(NULL, "rg_chan_recv on an open channel reported closed");
-}
-
-/*
- * Go's localWork(w): w dependent 64-bit divisions, kept alive in Go by a
- * conditional store to a global (alwaysFalse). gcc would see through a static
- * flag and that foo stays 0, so RB_OPAQUE hides foo's value and RB_KEEP
- * stands for the store. gcc emits idiv r64, as Go does; clang may divide in
- * 32 bits when the operands fit, which is cheaper: compare gcc builds.
- */
-static void local_work(int w)
-{
-	int64_t foo = 0;
-
-	for (int i = 0; i < w; i++) {
-		RB_OPAQUE(foo);
-		foo /= foo + 1;
-	}
-	RB_KEEP(foo);
-}
-
-/*
- * The ProdCons benchmarks' "local work": foo *= 2; foo /= 2, n times. Go keeps
- * both operations (a shift and a signed halving); without the barrier gcc
- * would cancel them (signed overflow being undefined) and drop the loop.
- */
-static inline int64_t mul_div_work(int64_t foo, int n)
-{
-	for (int i = 0; i < n; i++) {
-		foo *= 2;
-		RB_OPAQUE(foo);
-		foo /= 2;
-		RB_OPAQUE(foo);
-	}
-	return foo;
 }
 
 /*

@@ -52,6 +52,7 @@ extern const struct rb_benchmark rb_proc_benchmarks[];
 extern const struct rb_benchmark rb_chan_benchmarks[];
 extern const struct rb_benchmark rb_sync_benchmarks[];
 extern const struct rb_benchmark rb_time_benchmarks[];
+extern const struct rb_benchmark rb_floor_benchmarks[];
 
 /* Timer control, as b.ResetTimer, b.StartTimer and b.StopTimer. */
 void rb_reset_timer(struct rb_b *b);

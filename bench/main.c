@@ -17,11 +17,8 @@
 #include <string.h>
 
 static const struct rb_benchmark *const rb_suites[] = {
-	rb_proc_benchmarks,
-	rb_chan_benchmarks,
-	rb_sync_benchmarks,
-	rb_time_benchmarks,
-	NULL,
+	rb_proc_benchmarks, rb_chan_benchmarks,	 rb_sync_benchmarks,
+	rb_time_benchmarks, rb_floor_benchmarks, NULL,
 };
 
 static void usage(FILE *f)
