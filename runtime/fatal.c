@@ -12,17 +12,22 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sched.h>
 #include <sys/mman.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include "arch.h"
 #include "lock.h"
+#include "preempt.h"
 #include "runtime.h"
 #include "schedstats.h"
 #include "symbolize.h"
 
 #define SIGSTACK_SIZE (64 * 1024)
-#define MAX_FRAMES 32
+#define MAX_FRAMES RG_DUMP_FRAMES
+/* How long a dump waits for the frames of goroutines running on other threads. */
+#define SNAPSHOT_WAIT_NS 200000000LL
 
 static void out(const char *s, size_t n)
 {
@@ -106,6 +111,82 @@ static void walk_frames(uintptr_t pc, uintptr_t fp, uintptr_t lo, uintptr_t hi)
 	}
 }
 
+/* Print a running goroutine's frames as its M's handler saw them, up to the first outside every module. */
+static void print_snapshot(const uintptr_t *pcs, int n)
+{
+	Dl_info info;
+
+	for (int i = 0; i < n; i++) {
+		if (i > 0 && !dladdr((void *)pcs[i], &info))
+			return;
+		print_pc(pcs[i]);
+	}
+}
+
+bool rg_dump_snapshot(struct rg_m *m, const void *uc)
+{
+	if (!atomic_exchange_explicit(&m->dump_want, 0, memory_order_acquire))
+		return false;
+	struct rg_g *g = m->curg;
+	int n = 0;
+
+	if (g && atomic_load_explicit(&g->status, memory_order_relaxed) == G_RUNNING) {
+		uintptr_t fp = rg_arch_uc_fp(uc), lo = g->stack.limit, hi = g->stack.hi;
+
+		m->dump_pcs[n++] = rg_arch_uc_pc(uc);
+		/* Only loads within the goroutine's own stack: nothing here can fault. */
+		while (n < RG_DUMP_FRAMES && fp >= lo && fp + 2 * sizeof(uintptr_t) <= hi &&
+		       !(fp & 7)) {
+			uintptr_t next = ((uintptr_t *)fp)[0], ret = ((uintptr_t *)fp)[1];
+			if (!ret)
+				break;
+			m->dump_pcs[n++] = ret - 1;
+			if (next <= fp)
+				break;
+			fp = next;
+		}
+	}
+	m->dump_g = g;
+	atomic_store_explicit(&m->dump_n, n + 1, memory_order_release);
+	return true;
+}
+
+/*
+ * Ask every other M that runs a goroutine for its frames (Go prints "stack
+ * unavailable" there; a signal gets them), and wait for the answers. Under
+ * the scheduler lock, as sysmon signals (an M unlinks itself under it
+ * before it is freed), and only if it is free: the fatal error may have
+ * come with it held.
+ */
+static void snapshot_running(struct rg_sched *s)
+{
+	pid_t self = (pid_t)syscall(SYS_gettid), pid = getpid();
+	bool waiting = false;
+
+	if (!s || !rg_preempt_conf.async || !rg_trylock(&s->lock))
+		return;
+	for (struct rg_m *m = s->allm; m; m = m->alllink) {
+		struct rg_g *g = m->curg;
+		atomic_store_explicit(&m->dump_n, 0, memory_order_relaxed);
+		if (m->tid == self || !g ||
+		    atomic_load_explicit(&g->status, memory_order_relaxed) != G_RUNNING)
+			continue;
+		atomic_store_explicit(&m->dump_want, 1, memory_order_release);
+		syscall(SYS_tgkill, pid, m->tid, rg_preempt_conf.signo);
+		waiting = true;
+	}
+	for (int64_t until = rg_nanotime() + SNAPSHOT_WAIT_NS; waiting && rg_nanotime() < until;) {
+		waiting = false;
+		for (struct rg_m *m = s->allm; m && !waiting; m = m->alllink)
+			waiting = atomic_load_explicit(&m->dump_want, memory_order_acquire);
+		if (waiting)
+			sched_yield();
+	}
+	for (struct rg_m *m = s->allm; m; m = m->alllink)
+		atomic_store_explicit(&m->dump_want, 0, memory_order_relaxed);
+	rg_unlock(&s->lock);
+}
+
 static const char *status_string(uint32_t st)
 {
 	switch (st) {
@@ -154,6 +235,13 @@ static void dump_one(struct rg_g *g, const struct self_frame *self)
 	} else if (st != G_RUNNING && g->sp) {
 		walk_frames(rg_arch_saved_pc(g->sp), rg_arch_saved_fp(g->sp), g->stack.limit,
 			    g->stack.hi);
+	} else if (st == G_RUNNING) {
+		struct rg_m *m = g->m;
+		int n = m ? atomic_load_explicit(&m->dump_n, memory_order_acquire) : 0;
+		if (n > 1 && m->dump_g == g)
+			print_snapshot(m->dump_pcs, n - 1);
+		else
+			outf("\t(running on another thread; its frames are unavailable)\n");
 	}
 	if (g->fn) {
 		outf("created by goroutine %llu, entry\n", (unsigned long long)g->parent_goid);
@@ -175,6 +263,8 @@ static void dump_req_run(const struct dump_req *r)
 	}
 	if (!r->s)
 		return;
+	if (!simple_symbols)
+		snapshot_running(r->s);
 	if (r->self.g)
 		dump_one(r->self.g, &r->self);
 	/* No lock: the process may be dying with the lock held by this thread. */

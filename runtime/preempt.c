@@ -628,7 +628,8 @@ static void preempt_handler(int sig, siginfo_t *si, void *uc)
 	forward(sig, si, uc);
 	errno = saved;
 	if (m) {
-		if (rg_preempt_conf.async)
+		/* A dump's look at this goroutine: its frames, and it runs on. */
+		if (!rg_dump_snapshot(m, uc) && rg_preempt_conf.async)
 			try_preempt(m, uc);
 		/* The ack, as Go's: sysmon may send again. */
 		atomic_fetch_add_explicit(&m->preempt_gen, 1, memory_order_relaxed);

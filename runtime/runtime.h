@@ -232,6 +232,8 @@ struct rg_p {
 	_Atomic int64_t help_since;
 } __attribute__((aligned(RG_CACHELINE)));
 
+#define RG_DUMP_FRAMES 32 /* frames a dump shows per goroutine */
+
 struct rg_m {
 	int id;
 	pid_t tid;
@@ -281,6 +283,17 @@ struct rg_m {
 	struct rg_g *lockedg;
 	bool locked_sleeping;
 	bool locked_exit;
+
+	/*
+	 * A dump's look at the goroutine running here (fatal.c): the dumper
+	 * sets dump_want and sends the preemption signal; the handler walks
+	 * the frames it interrupted into dump_pcs and publishes dump_n
+	 * (frames + 1) for dump_g.
+	 */
+	_Atomic uint32_t dump_want;
+	_Atomic int32_t dump_n;
+	struct rg_g *dump_g;
+	uintptr_t dump_pcs[RG_DUMP_FRAMES];
 };
 
 /* Scheduler instance: one per rg_run. Ms hold a reference until they exit. */

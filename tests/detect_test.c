@@ -783,6 +783,61 @@ TEST(no_false_positive_with_a_goroutine_in_a_syscall)
 }
 
 /*
+ * The same with the reader parked in the poller (rg_read: io_uring, or
+ * epoll under RINGO_POLLER=epoll), not blocked in the kernel: a goroutine
+ * waiting for I/O can be woken, so the rest waiting on it is no deadlock.
+ * The plain thread writes once the Ms are idle (one may sleep in the ring).
+ */
+static void *io_writer(void *arg)
+{
+	uint64_t dl = rt_now_ns() + AWAIT_NS;
+	char b = 'x';
+
+	while (!ms_idle_but(sc.s, 0) && !ms_idle_but(sc.s, 1)) {
+		if (rt_now_ns() > dl) {
+			fprintf(stderr, "test: the Ms never went idle\n");
+			_exit(4);
+		}
+		sched_yield();
+	}
+	if (write(sc.fds[1], &b, 1) != 1)
+		_exit(4);
+	return NULL;
+}
+
+static void io_reader(void *arg)
+{
+	char b;
+
+	if (rg_read(sc.fds[0], &b, 1) != 1) /* parks in the poller */
+		_exit(4);
+	rg_chan_close(sc.done);
+	rg_wg_done(&sc.wg);
+}
+
+static void io_main(void *arg)
+{
+	if (pipe(sc.fds))
+		_exit(5);
+	sc.s = rg_getm()->sched;
+	sc.done = rg_chan_make(0, 0);
+	rg_wg_add(&sc.wg, 11);
+	for (int i = 0; i < 10; i++)
+		rg_go(sc_waiter, NULL);
+	rg_go(io_reader, NULL);
+	if (pthread_create(&sc.thread, NULL, io_writer, NULL))
+		_exit(5);
+	rg_wg_wait(&sc.wg);
+	pthread_join(sc.thread, NULL);
+}
+
+TEST(no_false_positive_with_a_goroutine_waiting_for_io)
+{
+	expect_clean_exit(_metadata, io_main, 1, false);
+	expect_clean_exit(_metadata, io_main, 2, false);
+}
+
+/*
  * RINGO_DEADLOCK=0: a plain thread wakes the main goroutine through a
  * channel once every M is idle. With the detector on, the same program is
  * (rightly, for all ringo can see) reported as deadlocked.
@@ -956,7 +1011,7 @@ struct sq_result {
 	char *out; /* all of stderr: sanitizer reports may come before the dump */
 };
 
-static void run_sigquit_child(struct sq_result *r)
+static void run_sigquit_child(struct sq_result *r, void (*main_fn)(void *))
 {
 	int errp[2], readyp[2], blockp[2];
 	size_t len = 0, cap = 65536;
@@ -983,7 +1038,7 @@ static void run_sigquit_child(struct sq_result *r)
 		/* ringo installs its dump only over the default action; a shell may have ignored SIGQUIT. */
 		signal(SIGQUIT, SIG_DFL);
 		rg_maxprocs(2);
-		rg_run(sq_main, NULL);
+		(rg_run)(main_fn, NULL); /* the dump ends it */
 		_exit(7);
 	}
 	close(errp[1]);
@@ -1047,7 +1102,7 @@ TEST(sigquit_dumps_every_goroutine)
 	char st[80];
 
 	ASSERT_NE(NULL, r);
-	run_sigquit_child(r);
+	run_sigquit_child(r, sq_main);
 	ASSERT_NE(NULL, r->out);
 	ASSERT_TRUE(r->ready) TH_LOG("child never got ready; stderr:\n%s", r->out);
 	EXPECT_TRUE(WIFEXITED(r->status) && WEXITSTATUS(r->status) == 2)
@@ -1140,7 +1195,8 @@ static void lk_reports_main(void *arg)
 static void run_lk_child(void *arg)
 {
 	rg_maxprocs(2);
-	if (rg_run((void (*)(void *))arg, NULL))
+	/* These mains leak on purpose, to see rg_leakcheck report it. */
+	if ((rg_run)((void (*)(void *))arg, NULL))
 		_exit(3);
 }
 
@@ -1487,6 +1543,67 @@ TEST(leakcheck_errors)
 	EXPECT_EQ(-EINVAL, lke.bad_timeout);
 	EXPECT_EQ(0, lke.ok);
 	EXPECT_EQ(-EPERM, rg_leakcheck(NULL));
+}
+
+/*
+ * A goroutine running on another thread shows its frames too (Go prints
+ * "stack unavailable" there): the dump asks that thread with the preemption
+ * signal, whose handler walks the interrupted frames.
+ */
+static _Atomic bool sr_spinning;
+
+__attribute__((noinline)) void sr_spin_frame(void)
+{
+	atomic_store(&sr_spinning, true);
+	for (;;)
+		__asm__ volatile("" ::: "memory");
+}
+
+static void sr_spinner(void *arg)
+{
+	sr_spin_frame();
+}
+
+static void sr_main(void *arg)
+{
+	static rg_wg never_done;
+	char b = 'r';
+
+	rg_go(sr_spinner, NULL);
+	if (!AWAIT(atomic_load(&sr_spinning))) {
+		fprintf(stderr, "test: the spinner never ran\n");
+		_exit(5);
+	}
+	if (write(sq.ready_fd, &b, 1) != 1)
+		_exit(5);
+	rg_wg_add(&never_done, 1);
+	rg_wg_wait(&never_done);
+}
+
+TEST(sigquit_shows_the_frames_of_a_goroutine_running_elsewhere)
+{
+	if (RT_TSAN)
+		SKIP(return,
+			   "no preemption signal under TSan (and SIGQUIT waits past raw futexes)");
+	struct sq_result *r = malloc(sizeof(*r));
+	char st[80];
+
+	ASSERT_NE(NULL, r);
+	run_sigquit_child(r, sr_main);
+	ASSERT_NE(NULL, r->out);
+	ASSERT_TRUE(r->ready) TH_LOG("child never got ready; stderr:\n%s", r->out);
+	EXPECT_TRUE(WIFEXITED(r->status) && WEXITSTATUS(r->status) == 2)
+	TH_LOG("child %s", rt_status_str(r->status, st, sizeof(st)));
+	const char *running = strstr(r->out, "[running]:\n");
+	ASSERT_NE(NULL, running) TH_LOG("dump:\n%s", r->out);
+	const char *created = strstr(running, "created by");
+	ASSERT_NE(NULL, created) TH_LOG("dump:\n%s", r->out);
+	/* Frames between the header and "created by": the spinner's own. */
+	EXPECT_EQ(NULL, strstr(running, "frames are unavailable")) TH_LOG("dump:\n%s", r->out);
+	const char *frame = strstr(running, "sr_spin_frame");
+	EXPECT_TRUE(frame && frame < created) TH_LOG("dump:\n%s", r->out);
+	free(r->out);
+	free(r);
 }
 
 TEST_HARNESS_MAIN
