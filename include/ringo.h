@@ -362,9 +362,12 @@ struct rg_leakcheck_opts {
 /*
  * rg_leakcheck - report goroutines still alive other than the caller and the
  * ignored ones, each with its dump on stderr, and return how many (0: no
- * leak). Goroutines that are still runnable get until the timeout to finish
- * (the checker yields to them, it does not sleep); parked ones are leaks at
- * once. Returns -EPERM outside a goroutine, -EINVAL for inconsistent opts.
+ * leak). Goroutines that are still runnable, in a system call, or waiting
+ * for I/O or a timer get until the timeout to finish (the checker yields to
+ * runnable ones and naps 100 us while only I/O and timers are left), and so,
+ * meanwhile, do the ones they may wake; when only goroutines parked on
+ * ringo objects are left, those are leaks at once. Returns -EPERM outside a
+ * goroutine, -EINVAL for inconsistent opts.
  *
  * The deadlock detector needs no call: when every goroutine is parked and
  * nothing (timer, I/O, system call) can wake one, ringo prints "ringo: fatal:

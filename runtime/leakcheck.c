@@ -11,6 +11,7 @@
 #include "runtime.h"
 
 #define DEFAULT_TIMEOUT_NS 1000000000LL
+#define KERNEL_WAIT_POLL_NS 100000LL
 
 static bool ignored(const struct rg_leakcheck_opts *o, const struct rg_g *g)
 {
@@ -23,16 +24,23 @@ static bool ignored(const struct rg_leakcheck_opts *o, const struct rg_g *g)
 	return false;
 }
 
+/* How a suspect may still finish by itself. */
+enum busy {
+	BUSY_NONE,    /* every suspect is parked on a ringo object */
+	BUSY_KERNEL,  /* some wait for I/O or a timer: the kernel or a timer wakes them */
+	BUSY_RUNNING, /* some are runnable, running or in a system call */
+};
+
 /*
  * Count the suspects, and collect them into *out (malloc'd) when out is set;
- * *busy tells whether any of them may still finish by itself.
+ * *busy tells whether (and how) any of them may still finish by itself.
  */
 static long scan(struct rg_sched *s, struct rg_g *self, const struct rg_leakcheck_opts *o,
-		 bool *busy, struct rg_g ***out)
+		 enum busy *busy, struct rg_g ***out)
 {
 	long n = 0;
 
-	*busy = false;
+	*busy = BUSY_NONE;
 	rg_lock(&s->allg_lock);
 	if (out)
 		*out = malloc(s->nallg * sizeof(**out));
@@ -46,7 +54,10 @@ static long scan(struct rg_sched *s, struct rg_g *self, const struct rg_leakchec
 			(*out)[n] = g;
 		n++;
 		if (st != G_WAITING)
-			*busy = true;
+			*busy = BUSY_RUNNING;
+		else if ((g->wait_reason == WAIT_IO || g->wait_reason == WAIT_SLEEP) &&
+			 *busy == BUSY_NONE)
+			*busy = BUSY_KERNEL;
 	}
 	rg_unlock(&s->allg_lock);
 	return n;
@@ -58,7 +69,7 @@ long rg_leakcheck(const struct rg_leakcheck_opts *opts)
 	const struct rg_leakcheck_opts *o = opts ? opts : &none;
 	struct rg_m *m = rg_getm();
 	struct rg_g *self = m ? m->curg : NULL;
-	bool busy;
+	enum busy busy;
 
 	if (!self)
 		return -EPERM;
@@ -68,9 +79,18 @@ long rg_leakcheck(const struct rg_leakcheck_opts *opts)
 	struct rg_sched *s = m->sched;
 	int64_t deadline = rg_nanotime() + (o->timeout_ns ? o->timeout_ns : DEFAULT_TIMEOUT_NS);
 
-	/* Goroutines that are runnable are on their way somewhere: let them run. */
-	while (scan(s, self, o, &busy, NULL) > 0 && busy && rg_nanotime() < deadline)
-		rg_yield();
+	/*
+	 * Goroutines that are runnable are on their way somewhere: let them
+	 * run. Ones waiting for I/O or a timer (a connection's handler seeing
+	 * its peer's close, say) may finish too: then park for a moment, so
+	 * that this P's M can wait in the poller for them.
+	 */
+	while (scan(s, self, o, &busy, NULL) > 0 && busy != BUSY_NONE && rg_nanotime() < deadline) {
+		if (busy == BUSY_RUNNING)
+			rg_yield();
+		else
+			rg_sleep(KERNEL_WAIT_POLL_NS);
+	}
 	/* One final scan decides: the count printed, dumped and returned agree. */
 	struct rg_g **leaked = NULL;
 	long n = scan(s, self, o, &busy, &leaked);

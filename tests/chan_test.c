@@ -1287,7 +1287,8 @@ static void nil_main(void *arg)
 TEST_F_TIMEOUT(chan, nil_channel_blocks_forever, 120)
 {
 	rg_maxprocs(2);
-	ASSERT_EQ(0, rg_run(nil_main, NULL));
+	/* The three stay parked for good: leaked on purpose. */
+	ASSERT_EQ(0, (rg_run)(nil_main, NULL));
 	RT_EXPECT_NO_ERRS(&errs);
 	EXPECT_EQ(-EAGAIN, nilc.tryrecv);
 	EXPECT_EQ(-EAGAIN, nilc.trysend);
@@ -1701,6 +1702,99 @@ TEST_F_TIMEOUT(chan, free_right_after_seeing_the_close, 120)
 	RT_EXPECT_NO_ERRS(&errs);
 	EXPECT_EQ(FC_ROUNDS, fc.received);
 	EXPECT_EQ(0, atomic_load(&fc.wrong));
+}
+
+/* ------------------------------------------------------------------------ */
+/*
+ * The lock-free fast paths, white-box: while a plain thread holds a
+ * channel's lock, a buffered send with room and a receive with data still
+ * complete, and a failing non-blocking operation (full, empty, or an
+ * unbuffered channel with nobody on the other side) answers -EAGAIN without
+ * writing a byte of the channel. An operation that took the lock would wait
+ * for the holder, who lets go only at a deadline; the test then fails.
+ */
+#define NL_CAP 4
+
+static struct {
+	rg_chan *buf, *unbuf;
+	atomic_int holding, done, released_late;
+} nl;
+
+static void *nl_holder(void *arg)
+{
+	uint64_t deadline = rt_now_ns() + RT_AWAIT_NS;
+
+	(void)arg;
+	rg_spin_lock(&nl.buf->lock);
+	rg_spin_lock(&nl.unbuf->lock);
+	atomic_store(&nl.holding, 1);
+	while (!atomic_load(&nl.done)) {
+		if (rt_now_ns() > deadline) {
+			atomic_store(&nl.released_late, 1);
+			break;
+		}
+		sched_yield();
+	}
+	rg_spin_unlock(&nl.unbuf->lock);
+	rg_spin_unlock(&nl.buf->lock);
+	return NULL;
+}
+
+/* A failing operation leaves every byte of the channel (header and ring) as it was. */
+static bool nl_fails_read_only(rg_chan *c, bool send)
+{
+	unsigned char hdr[sizeof(*c)], ring[NL_CAP * 64];
+	size_t ring_len = c->cap * c->slotsize;
+	long v = 0;
+
+	if (ring_len > sizeof(ring))
+		return false;
+	memcpy(hdr, c, sizeof(hdr));
+	memcpy(ring, c->buf, ring_len);
+	int r = send ? rg_chan_trysend(c, &v) : rg_chan_tryrecv(c, &v);
+	return r == -EAGAIN && memcmp(hdr, c, sizeof(hdr)) == 0 &&
+	       memcmp(ring, c->buf, ring_len) == 0;
+}
+
+static void nl_main(void *arg)
+{
+	pthread_t t;
+	long v;
+
+	(void)arg;
+	nl.buf = rg_chan_make(sizeof(long), NL_CAP);
+	nl.unbuf = rg_chan_make(sizeof(long), 0);
+	CHECK(pthread_create(&t, NULL, nl_holder, NULL) == 0, "pthread_create");
+	while (!atomic_load(&nl.holding))
+		rg_yield();
+	CHECK(nl_fails_read_only(nl.buf, false),
+	      "a receive from an empty ring wrote or did not fail");
+	CHECK(nl_fails_read_only(nl.unbuf, true), "an unbuffered send with no receiver wrote");
+	CHECK(nl_fails_read_only(nl.unbuf, false), "an unbuffered receive with no sender wrote");
+	for (long i = 0; i < NL_CAP; i++) {
+		if (i % 2)
+			CHECK(rg_chan_trysend(nl.buf, &i) == 0, "trysend %ld with room", i);
+		else
+			CHECK(rg_chan_send(nl.buf, &i) == 0, "send %ld with room", i);
+	}
+	CHECK(nl_fails_read_only(nl.buf, true), "a send to a full ring wrote or did not fail");
+	for (long i = 0; i < NL_CAP; i++) {
+		v = -1;
+		int r = i % 2 ? rg_chan_tryrecv(nl.buf, &v) : rg_chan_recv(nl.buf, &v);
+		CHECK(r == 1 && v == i, "receive %ld with data: %d, %ld", i, r, v);
+	}
+	atomic_store(&nl.done, 1);
+	pthread_join(t, NULL);
+	rg_chan_free(nl.buf);
+	rg_chan_free(nl.unbuf);
+}
+
+TEST_F_TIMEOUT(chan, fast_paths_take_no_lock_and_failures_only_read, 120)
+{
+	rg_maxprocs(2);
+	ASSERT_EQ(0, rg_run(nl_main, NULL));
+	RT_EXPECT_NO_ERRS(&errs);
+	EXPECT_EQ(0, atomic_load(&nl.released_late)) TH_LOG("an operation waited for the lock");
 }
 
 TEST_HARNESS_MAIN

@@ -59,6 +59,44 @@
  */
 #define RT_TSAN_SCALE(n, div) (RT_TSAN ? (n) / (div) : (n))
 
+/*
+ * Every test's rg_run checks for leaked goroutines (goleak's VerifyNone at
+ * each test's end): the main goroutine ends with rg_leakcheck, which dumps
+ * what is left, and a leak fails the test by an abort, whether or not it
+ * looks at rg_run's result. A test that leaves goroutines behind on purpose
+ * calls (rg_run)(fn, arg): the parentheses keep this macro out.
+ */
+struct rt_checked_run {
+	void (*fn)(void *);
+	void *arg;
+	long leaks;
+};
+
+static inline void rt_checked_main(void *p)
+{
+	struct rt_checked_run *c = p;
+
+	c->fn(c->arg);
+	c->leaks = rg_leakcheck(NULL);
+}
+
+static inline int rt_run_checked(void (*fn)(void *), void *arg, const char *file, int line)
+{
+	struct rt_checked_run c = {.fn = fn, .arg = arg};
+
+	if (!fn)
+		return (rg_run)(fn, arg);
+	int r = (rg_run)(rt_checked_main, &c);
+	if (r == 0 && c.leaks) {
+		fprintf(stderr, "%s:%d: %ld goroutine(s) leaked by this rg_run (dumps above)\n",
+			file, line, c.leaks);
+		abort();
+	}
+	return r;
+}
+
+#define rg_run(fn, arg) rt_run_checked((fn), (arg), __FILE__, __LINE__)
+
 static inline uint64_t rt_now_ns(void)
 {
 	struct timespec ts;

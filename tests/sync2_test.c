@@ -1276,12 +1276,17 @@ static void hr_main(void *arg)
 		if (old)
 			retired[nret++] = old;
 
-		uint64_t min = UINT64_MAX;
-		for (int i = 0; i < HR_READERS; i++) {
-			uint64_t a = atomic_load_explicit(&hr.ack[i], memory_order_acquire);
-			if (a < min)
-				min = a;
-		}
+		/* Halfway, let every reader see this version: then the older ones are
+		 * freed while the readers still run, on a machine too busy to interleave. */
+		uint64_t min;
+		do {
+			min = UINT64_MAX;
+			for (int i = 0; i < HR_READERS; i++) {
+				uint64_t a = atomic_load_explicit(&hr.ack[i], memory_order_acquire);
+				if (a < min)
+					min = a;
+			}
+		} while (v == HR_VERSIONS / 2 && min < v && (rg_yield(), true));
 		while (nfree < nret && retired[nfree]->version < min) {
 			free(retired[nfree++]);
 			hr.freed++;
