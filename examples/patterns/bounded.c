@@ -13,8 +13,9 @@
  * goroutines are cheap and the work is what must be bounded.
  *
  * Job i finds the longest Collatz chain among the numbers of block i. The
- * work yields now and then: ringo does not preempt, so long computations
- * let other goroutines run on their P.
+ * work yields now and then, as long computations may: ringo would preempt
+ * it after a 10 ms time slice anyway, but a yield lets the goroutines
+ * sharing its P in sooner.
  *
  * stdout:  "jobs J, limit L, most in flight M"
  *          "longest Collatz chain below X: n=N, S steps"
@@ -71,7 +72,7 @@ static void bd_job(void *arg)
 		if (s > best.steps)
 			best = (struct bd_result){n, s};
 		if (n % 250 == 0)
-			rg_yield(); /* be fair to the goroutines sharing our P */
+			rg_yield(); /* the goroutines sharing our P need not wait for a slice's end */
 	}
 	bd.results[i] = best;
 
