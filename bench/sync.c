@@ -6,6 +6,7 @@
  * per P (Go's SetParallelism is only used by the Slack variants, not ported).
  */
 #include "harness.h"
+#include "work.h"
 
 /*
  * BenchmarkMutexUncontended: every goroutine locks and unlocks its own
@@ -81,44 +82,99 @@ static void bench_wg_uncontended(struct rb_b *b)
 }
 
 /*
- * BenchmarkWaitGroupAddDone (Go's benchmarkWaitGroupAddDone(b, 0)): all
- * goroutines share one WaitGroup; op = Add(1) then Done, no local work.
+ * BenchmarkWaitGroupAddDone and BenchmarkWaitGroupAddDoneWork (Go's
+ * benchmarkWaitGroupAddDone(b, 0 and 100)): all goroutines share one
+ * WaitGroup; op = Add(1), the local work (foo *= 2; foo /= 2, work times),
+ * then Done.
  */
+struct wg_work {
+	rg_wg wg;
+	int work;
+};
+
 static void wg_add_done_body(struct rb_pb *pb, void *arg)
 {
-	rg_wg *wg = arg;
+	struct wg_work *w = arg;
+	int64_t foo = 0;
 
 	while (rb_pb_next(pb)) {
-		rg_wg_add(wg, 1);
-		rg_wg_done(wg);
+		rg_wg_add(&w->wg, 1);
+		foo = mul_div_work(foo, w->work);
+		rg_wg_done(&w->wg);
 	}
+	RB_KEEP(foo);
 }
 
 static void bench_wg_add_done(struct rb_b *b)
 {
-	rg_wg wg = RG_WG_INIT;
+	struct wg_work w = {.wg = RG_WG_INIT, .work = 0};
 
-	rb_run_parallel(b, wg_add_done_body, &wg);
+	rb_run_parallel(b, wg_add_done_body, &w);
+}
+
+static void bench_wg_add_done_work(struct rb_b *b)
+{
+	struct wg_work w = {.wg = RG_WG_INIT, .work = 100};
+
+	rb_run_parallel(b, wg_add_done_body, &w);
 }
 
 /*
- * BenchmarkWaitGroupWait (Go's benchmarkWaitGroupWait(b, 0)): all goroutines
- * Wait on one shared WaitGroup whose counter is zero; op = one Wait, which
- * never blocks.
+ * BenchmarkWaitGroupWait and BenchmarkWaitGroupWaitWork (Go's
+ * benchmarkWaitGroupWait(b, 0 and 100)): all goroutines Wait on one shared
+ * WaitGroup whose counter is zero, then do the local work; op = one Wait,
+ * which never blocks.
  */
 static void wg_wait_body(struct rb_pb *pb, void *arg)
 {
-	rg_wg *wg = arg;
+	struct wg_work *w = arg;
+	int64_t foo = 0;
 
-	while (rb_pb_next(pb))
-		rg_wg_wait(wg);
+	while (rb_pb_next(pb)) {
+		rg_wg_wait(&w->wg);
+		foo = mul_div_work(foo, w->work);
+	}
+	RB_KEEP(foo);
 }
 
 static void bench_wg_wait(struct rb_b *b)
 {
-	rg_wg wg = RG_WG_INIT;
+	struct wg_work w = {.wg = RG_WG_INIT, .work = 0};
 
-	rb_run_parallel(b, wg_wait_body, &wg);
+	rb_run_parallel(b, wg_wait_body, &w);
+}
+
+static void bench_wg_wait_work(struct rb_b *b)
+{
+	struct wg_work w = {.wg = RG_WG_INIT, .work = 100};
+
+	rb_run_parallel(b, wg_wait_body, &w);
+}
+
+/*
+ * BenchmarkWaitGroupActuallyWait: op = a fresh WaitGroup, Add(1), a new
+ * goroutine that calls Done, and a Wait that blocks until it has.
+ */
+static void wg_done_fn(void *arg)
+{
+	rg_wg_done(arg);
+}
+
+static void wg_actually_wait_body(struct rb_pb *pb, void *arg)
+{
+	(void)arg;
+	while (rb_pb_next(pb)) {
+		rg_wg wg = RG_WG_INIT;
+
+		rg_wg_add(&wg, 1);
+		rb_go(wg_done_fn, &wg);
+		rg_wg_wait(&wg);
+	}
+}
+
+static void bench_wg_actually_wait(struct rb_b *b)
+{
+	rb_run_parallel(b, wg_actually_wait_body, NULL);
 }
 
 const struct rb_benchmark rb_sync_benchmarks[] = {
@@ -126,6 +182,9 @@ const struct rb_benchmark rb_sync_benchmarks[] = {
 	{"BenchmarkMutex", bench_mutex},
 	{"BenchmarkWaitGroupUncontended", bench_wg_uncontended},
 	{"BenchmarkWaitGroupAddDone", bench_wg_add_done},
+	{"BenchmarkWaitGroupAddDoneWork", bench_wg_add_done_work},
 	{"BenchmarkWaitGroupWait", bench_wg_wait},
+	{"BenchmarkWaitGroupWaitWork", bench_wg_wait_work},
+	{"BenchmarkWaitGroupActuallyWait", bench_wg_actually_wait},
 	{NULL, NULL},
 };

@@ -14,7 +14,8 @@
  * The plain data is laid out so that the rules are the only thing that keeps
  * it race-free (slots are reused as soon as the rules allow): a runtime that
  * breaks one shows a stale value here, and a data race under TSan. Each runs
- * millions of rounds over GOMAXPROCS 2 and 8.
+ * a million rounds or more at each of GOMAXPROCS 2 and 8 (a fifth under
+ * ASan, a fiftieth under TSan).
  *
  * A rule is only really tested when the two sides run on different threads,
  * and ringo, like Go, readies a woken goroutine on its waker's P, so partners
@@ -363,7 +364,7 @@ TEST_F_TIMEOUT(mm, mp_unbuffered_send_recv, 120)
 TEST_F_TIMEOUT(mm, mp_buffered_kth_recv_before_kplusc_send, 120)
 {
 	static const size_t caps[] = {1, 2, 6};
-	static const long rounds[3] = {MM_SCALE(300000L), MM_SCALE(500000L), 0};
+	static const long rounds[3] = {MM_SCALE(1000000L), MM_SCALE(1000000L), 0};
 
 	mc_run(_metadata, caps, 3, rounds);
 }
@@ -458,7 +459,7 @@ TEST_F_TIMEOUT(mm, mp_channel_as_lock, 120)
  */
 #define CL_PAIRS 2
 #define CL_BATCH 1024
-#define CL_ROUNDS MM_SCALE(1000000L)
+#define CL_ROUNDS MM_SCALE(2000000L)
 
 struct cl_pair {
 	rg_chan *ch[CL_BATCH];
@@ -614,7 +615,7 @@ TEST_F_TIMEOUT(mm, mp_close_before_closed_recv, 120)
  */
 #define MX_PAIRS 3
 #define MX_RING 16
-#define MX_ROUNDS MM_SCALE(1500000L)
+#define MX_ROUNDS MM_SCALE(2000000L)
 
 struct mx_queue {
 	struct mp_payload data[MX_RING];
@@ -761,7 +762,7 @@ TEST_F_TIMEOUT(mm, mp_mutex_unlock_before_lock, 120)
 #define WG_W 2
 #define WG_R 2
 #define WG_BATCH 2048
-#define WG_ROUNDS MM_SCALE(1000000L)
+#define WG_ROUNDS MM_SCALE(2000000L)
 
 static struct {
 	rg_wg wg[WG_BATCH];
