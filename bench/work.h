@@ -48,4 +48,16 @@ static inline int64_t mul_div_work(int64_t foo, int n)
 	return foo;
 }
 
+/*
+ * sync's WaitGroup*Work benchmarks do the same rounds, but drop foo (`_ =
+ * foo`): Go's compiler deletes the arithmetic as dead and keeps the empty
+ * counted loop (go tool objdump shows INCQ, CMPQ, JL and nothing else). This
+ * is that loop, kept by the barrier as Go keeps it.
+ */
+static inline void dead_work_loop(int n)
+{
+	for (int i = 0; i < n; i++)
+		RB_OPAQUE(i);
+}
+
 #endif /* RINGO_BENCH_WORK_H */
