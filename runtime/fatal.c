@@ -158,13 +158,13 @@ bool rg_dump_snapshot(struct rg_m *m, const void *uc)
  * before it is freed), and only if it is free: the fatal error may have
  * come with it held.
  */
-static void snapshot_running(struct rg_sched *s)
+static bool snapshot_running(struct rg_sched *s)
 {
 	pid_t self = (pid_t)syscall(SYS_gettid), pid = getpid();
 	bool waiting = false;
 
 	if (!s || !rg_preempt_conf.async || !rg_trylock(&s->lock))
-		return;
+		return false;
 	for (struct rg_m *m = s->allm; m; m = m->alllink) {
 		struct rg_g *g = m->curg;
 		atomic_store_explicit(&m->dump_n, 0, memory_order_relaxed);
@@ -185,6 +185,7 @@ static void snapshot_running(struct rg_sched *s)
 	for (struct rg_m *m = s->allm; m; m = m->alllink)
 		atomic_store_explicit(&m->dump_want, 0, memory_order_relaxed);
 	rg_unlock(&s->lock);
+	return true;
 }
 
 static const char *status_string(uint32_t st)
@@ -205,10 +206,15 @@ static const char *status_string(uint32_t st)
 	}
 }
 
-/* Where the dumping goroutine's own walk starts (its live frames, not a saved context). */
+/*
+ * Where the dumping goroutine's own walk starts (its live frames, not a
+ * saved context), and whether the other running goroutines were asked for
+ * theirs (snapshot_running).
+ */
 struct self_frame {
 	struct rg_g *g;
 	uintptr_t pc, fp;
+	bool snapshots;
 };
 
 static void dump_one(struct rg_g *g, const struct self_frame *self)
@@ -220,13 +226,13 @@ static void dump_one(struct rg_g *g, const struct self_frame *self)
 	if (st == G_WAITING) {
 		/* As Go: the wait's length once it passes a minute. */
 		int64_t mins = (rg_nanotime() - g->wait_since) / 60000000000LL;
+		const char *why = rg_wait_reason_string(
+			(enum rg_wait_reason)__atomic_load_n(&g->wait_reason, __ATOMIC_RELAXED));
 		if (mins >= 1)
 			outf("\ngoroutine %llu [%s, %lld minutes]:\n", (unsigned long long)g->goid,
-			     rg_wait_reason_string((enum rg_wait_reason)g->wait_reason),
-			     (long long)mins);
+			     why, (long long)mins);
 		else
-			outf("\ngoroutine %llu [%s]:\n", (unsigned long long)g->goid,
-			     rg_wait_reason_string((enum rg_wait_reason)g->wait_reason));
+			outf("\ngoroutine %llu [%s]:\n", (unsigned long long)g->goid, why);
 	} else {
 		outf("\ngoroutine %llu [%s]:\n", (unsigned long long)g->goid, status_string(st));
 	}
@@ -236,7 +242,9 @@ static void dump_one(struct rg_g *g, const struct self_frame *self)
 		walk_frames(rg_arch_saved_pc(g->sp), rg_arch_saved_fp(g->sp), g->stack.limit,
 			    g->stack.hi);
 	} else if (st == G_RUNNING) {
-		struct rg_m *m = g->m;
+		struct rg_m *m = self && self->snapshots ?
+					 __atomic_load_n(&g->m, __ATOMIC_RELAXED) :
+					 NULL;
 		int n = m ? atomic_load_explicit(&m->dump_n, memory_order_acquire) : 0;
 		if (n > 1 && m->dump_g == g)
 			print_snapshot(m->dump_pcs, n - 1);
@@ -255,7 +263,7 @@ struct dump_req {
 	struct self_frame self;
 };
 
-static void dump_req_run(const struct dump_req *r)
+static void dump_req_run(struct dump_req *r)
 {
 	if (r->only) {
 		dump_one(r->only, &r->self);
@@ -264,7 +272,7 @@ static void dump_req_run(const struct dump_req *r)
 	if (!r->s)
 		return;
 	if (!simple_symbols)
-		snapshot_running(r->s);
+		r->self.snapshots = snapshot_running(r->s);
 	if (r->self.g)
 		dump_one(r->self.g, &r->self);
 	/* No lock: the process may be dying with the lock held by this thread. */

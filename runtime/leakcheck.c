@@ -55,9 +55,11 @@ static long scan(struct rg_sched *s, struct rg_g *self, const struct rg_leakchec
 		n++;
 		if (st != G_WAITING)
 			*busy = BUSY_RUNNING;
-		else if ((g->wait_reason == WAIT_IO || g->wait_reason == WAIT_SLEEP) &&
-			 *busy == BUSY_NONE)
-			*busy = BUSY_KERNEL;
+		else if (*busy == BUSY_NONE) {
+			uint8_t why = __atomic_load_n(&g->wait_reason, __ATOMIC_RELAXED);
+			if (why == WAIT_IO || why == WAIT_SLEEP)
+				*busy = BUSY_KERNEL;
+		}
 	}
 	rg_unlock(&s->allg_lock);
 	return n;

@@ -314,7 +314,7 @@ static void ginit(struct rg_sched *s, struct rg_p *p, struct rg_g *g, void (*fn)
 	g->goid = newgoid(s, p);
 	g->parent_goid = parent;
 	g->saved_errno = 0;
-	g->wait_reason = WAIT_NONE;
+	__atomic_store_n(&g->wait_reason, (uint8_t)WAIT_NONE, __ATOMIC_RELAXED);
 	g->wait_obj = NULL;
 	g->system = false;
 	g->asan_fake_stack = NULL;
@@ -365,7 +365,8 @@ static inline struct rg_g *park_prepare(struct rg_m *m, enum rg_wait_reason reas
 
 	if (!g)
 		rg_fatal("park outside a goroutine");
-	g->wait_reason = (uint8_t)reason;
+	/* Relaxed atomics: leak checks and schedtrace read it while it changes. */
+	__atomic_store_n(&g->wait_reason, (uint8_t)reason, __ATOMIC_RELAXED);
 	g->wait_obj = obj;
 	int64_t now = atomic_load_explicit(&m->sched->coarse_now, memory_order_relaxed);
 	g->wait_since = now ? now : rg_nanotime(); /* 0: no sysmon (yet) */
@@ -380,7 +381,7 @@ static void park_to_g0(struct rg_m *m, struct rg_g *g, bool (*commit)(struct rg_
 	m->park_commit = commit;
 	m->park_arg = arg;
 	gswitch_to_g0(m, g);
-	g->wait_reason = WAIT_NONE;
+	__atomic_store_n(&g->wait_reason, (uint8_t)WAIT_NONE, __ATOMIC_RELAXED);
 	g->wait_obj = NULL;
 }
 
@@ -409,7 +410,7 @@ void rg_park_handoff(bool (*commit)(struct rg_g *g, void *arg), void *arg,
 	m->park_commit = commit;
 	m->park_arg = arg;
 	gswitch_direct(m, p, g, next);
-	g->wait_reason = WAIT_NONE;
+	__atomic_store_n(&g->wait_reason, (uint8_t)WAIT_NONE, __ATOMIC_RELAXED);
 	g->wait_obj = NULL;
 }
 

@@ -9,6 +9,7 @@
 #define RT_CHAN_HELPERS_H
 
 #include <limits.h>
+#include <pthread.h>
 #include <sched.h>
 #include <stdarg.h>
 
@@ -269,6 +270,58 @@ static inline double rt_chi2_uniform(const uint64_t *counts, int k)
 		x += d * d / e;
 	}
 	return x;
+}
+
+/* ------------------------------------------------------------------------ */
+/*
+ * A plain thread that holds channels' spinlocks until released, or until a
+ * deadline (late is then set): a goroutine that needs one of those locks
+ * waits for it, and the test sees late. White-box tests of the operations
+ * that must take no lock, or only their own channel's.
+ */
+#define RT_HOLD_MAX 4
+
+struct rt_lock_holder {
+	struct rg_spinlock *locks[RT_HOLD_MAX];
+	int n;
+	pthread_t thread;
+	atomic_int holding, done, late;
+};
+
+static void *rt_lock_holder_main(void *arg)
+{
+	struct rt_lock_holder *h = arg;
+	uint64_t deadline = rt_now_ns() + RT_AWAIT_NS;
+
+	for (int i = 0; i < h->n; i++)
+		rg_spin_lock(h->locks[i]);
+	atomic_store(&h->holding, 1);
+	while (!atomic_load(&h->done)) {
+		if (rt_now_ns() > deadline) {
+			atomic_store(&h->late, 1);
+			break;
+		}
+		sched_yield();
+	}
+	for (int i = h->n - 1; i >= 0; i--)
+		rg_spin_unlock(h->locks[i]);
+	return NULL;
+}
+
+/* From a goroutine: start the holder and yield until it holds every lock; false if no thread. */
+static inline bool rt_hold_locks(struct rt_lock_holder *h)
+{
+	if (pthread_create(&h->thread, NULL, rt_lock_holder_main, h) != 0)
+		return false;
+	while (!atomic_load(&h->holding))
+		rg_yield();
+	return true;
+}
+
+static inline void rt_release_locks(struct rt_lock_holder *h)
+{
+	atomic_store(&h->done, 1);
+	pthread_join(h->thread, NULL);
 }
 
 #endif /* RT_CHAN_HELPERS_H */

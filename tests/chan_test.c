@@ -1717,28 +1717,8 @@ TEST_F_TIMEOUT(chan, free_right_after_seeing_the_close, 120)
 
 static struct {
 	rg_chan *buf, *unbuf;
-	atomic_int holding, done, released_late;
+	struct rt_lock_holder holder;
 } nl;
-
-static void *nl_holder(void *arg)
-{
-	uint64_t deadline = rt_now_ns() + RT_AWAIT_NS;
-
-	(void)arg;
-	rg_spin_lock(&nl.buf->lock);
-	rg_spin_lock(&nl.unbuf->lock);
-	atomic_store(&nl.holding, 1);
-	while (!atomic_load(&nl.done)) {
-		if (rt_now_ns() > deadline) {
-			atomic_store(&nl.released_late, 1);
-			break;
-		}
-		sched_yield();
-	}
-	rg_spin_unlock(&nl.unbuf->lock);
-	rg_spin_unlock(&nl.buf->lock);
-	return NULL;
-}
 
 /* A failing operation leaves every byte of the channel (header and ring) as it was. */
 static bool nl_fails_read_only(rg_chan *c, bool send)
@@ -1758,15 +1738,14 @@ static bool nl_fails_read_only(rg_chan *c, bool send)
 
 static void nl_main(void *arg)
 {
-	pthread_t t;
 	long v;
 
 	(void)arg;
 	nl.buf = rg_chan_make(sizeof(long), NL_CAP);
 	nl.unbuf = rg_chan_make(sizeof(long), 0);
-	CHECK(pthread_create(&t, NULL, nl_holder, NULL) == 0, "pthread_create");
-	while (!atomic_load(&nl.holding))
-		rg_yield();
+	nl.holder.locks[nl.holder.n++] = &nl.buf->lock;
+	nl.holder.locks[nl.holder.n++] = &nl.unbuf->lock;
+	CHECK(rt_hold_locks(&nl.holder), "pthread_create");
 	CHECK(nl_fails_read_only(nl.buf, false),
 	      "a receive from an empty ring wrote or did not fail");
 	CHECK(nl_fails_read_only(nl.unbuf, true), "an unbuffered send with no receiver wrote");
@@ -1783,8 +1762,7 @@ static void nl_main(void *arg)
 		int r = i % 2 ? rg_chan_tryrecv(nl.buf, &v) : rg_chan_recv(nl.buf, &v);
 		CHECK(r == 1 && v == i, "receive %ld with data: %d, %ld", i, r, v);
 	}
-	atomic_store(&nl.done, 1);
-	pthread_join(t, NULL);
+	rt_release_locks(&nl.holder);
 	rg_chan_free(nl.buf);
 	rg_chan_free(nl.unbuf);
 }
@@ -1794,7 +1772,7 @@ TEST_F_TIMEOUT(chan, fast_paths_take_no_lock_and_failures_only_read, 120)
 	rg_maxprocs(2);
 	ASSERT_EQ(0, rg_run(nl_main, NULL));
 	RT_EXPECT_NO_ERRS(&errs);
-	EXPECT_EQ(0, atomic_load(&nl.released_late)) TH_LOG("an operation waited for the lock");
+	EXPECT_EQ(0, atomic_load(&nl.holder.late)) TH_LOG("an operation waited for the lock");
 }
 
 TEST_HARNESS_MAIN

@@ -760,7 +760,8 @@ static void sc_waiter(void *arg)
 	rg_wg_done(&sc.wg);
 }
 
-static void sc_main(void *arg)
+/* Ten goroutines wait on the reader, which waits for the plain thread's byte. */
+static void sc_run(void (*reader)(void *), void *(*writer)(void *))
 {
 	if (pipe(sc.fds))
 		_exit(5);
@@ -769,11 +770,16 @@ static void sc_main(void *arg)
 	rg_wg_add(&sc.wg, 11);
 	for (int i = 0; i < 10; i++)
 		rg_go(sc_waiter, NULL);
-	rg_go(sc_reader, NULL);
-	if (pthread_create(&sc.thread, NULL, sc_writer, NULL))
+	rg_go(reader, NULL);
+	if (pthread_create(&sc.thread, NULL, writer, NULL))
 		_exit(5);
 	rg_wg_wait(&sc.wg);
 	pthread_join(sc.thread, NULL);
+}
+
+static void sc_main(void *arg)
+{
+	sc_run(sc_reader, sc_writer);
 }
 
 TEST(no_false_positive_with_a_goroutine_in_a_syscall)
@@ -817,18 +823,7 @@ static void io_reader(void *arg)
 
 static void io_main(void *arg)
 {
-	if (pipe(sc.fds))
-		_exit(5);
-	sc.s = rg_getm()->sched;
-	sc.done = rg_chan_make(0, 0);
-	rg_wg_add(&sc.wg, 11);
-	for (int i = 0; i < 10; i++)
-		rg_go(sc_waiter, NULL);
-	rg_go(io_reader, NULL);
-	if (pthread_create(&sc.thread, NULL, io_writer, NULL))
-		_exit(5);
-	rg_wg_wait(&sc.wg);
-	pthread_join(sc.thread, NULL);
+	sc_run(io_reader, io_writer);
 }
 
 TEST(no_false_positive_with_a_goroutine_waiting_for_io)

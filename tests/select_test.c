@@ -1153,27 +1153,9 @@ TEST_F_TIMEOUT(sel, select_wakeup_leaves_no_sudog, 120)
 
 static struct {
 	rg_chan *ready, *busy;
-	atomic_int holding, done, released_late;
+	struct rt_lock_holder holder;
 	long got[ONELOCK_N];
 } ol;
-
-static void *ol_holder(void *arg)
-{
-	uint64_t deadline = rt_now_ns() + RT_AWAIT_NS;
-
-	(void)arg;
-	rg_spin_lock(&ol.busy->lock);
-	atomic_store(&ol.holding, 1);
-	while (!atomic_load(&ol.done)) {
-		if (rt_now_ns() > deadline) {
-			atomic_store(&ol.released_late, 1);
-			break;
-		}
-		sched_yield();
-	}
-	rg_spin_unlock(&ol.busy->lock);
-	return NULL;
-}
 
 static void ol_sender(void *arg)
 {
@@ -1184,14 +1166,11 @@ static void ol_sender(void *arg)
 
 static void ol_main(void *arg)
 {
-	pthread_t t;
-
 	(void)arg;
 	ol.ready = rg_chan_make(sizeof(long), 0);
 	ol.busy = rg_chan_make(sizeof(long), 0);
-	CHECK(pthread_create(&t, NULL, ol_holder, NULL) == 0, "pthread_create");
-	while (!atomic_load(&ol.holding))
-		rg_yield();
+	ol.holder.locks[ol.holder.n++] = &ol.busy->lock;
+	CHECK(rt_hold_locks(&ol.holder), "pthread_create");
 	rg_go(ol_sender, NULL);
 	for (long i = 0; i < ONELOCK_N; i++) {
 		long v = -1, w = -1;
@@ -1201,8 +1180,7 @@ static void ol_main(void *arg)
 		CHECK(rg_select(cs, 2, false) == 1, "select chose the busy channel");
 		ol.got[i] = v;
 	}
-	atomic_store(&ol.done, 1);
-	pthread_join(t, NULL);
+	rt_release_locks(&ol.holder);
 	rg_chan_free(ol.ready);
 	rg_chan_free(ol.busy);
 }
@@ -1212,7 +1190,7 @@ TEST_F_TIMEOUT(sel, ready_case_takes_only_its_own_lock, 120)
 	rg_maxprocs(2);
 	ASSERT_EQ(0, rg_run(ol_main, NULL));
 	RT_EXPECT_NO_ERRS(&errs);
-	EXPECT_EQ(0, atomic_load(&ol.released_late)) TH_LOG("a select waited for the busy lock");
+	EXPECT_EQ(0, atomic_load(&ol.holder.late)) TH_LOG("a select waited for the busy lock");
 	for (long i = 0; i < ONELOCK_N; i++)
 		EXPECT_EQ(i, ol.got[i]);
 }
