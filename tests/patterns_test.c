@@ -40,6 +40,8 @@ struct prog_run {
 	int (*prog_main)(int, char **); /* a program compiled in... */
 	const char *path;		 /* ...or a binary to exec */
 	char *argv[8];
+	const int *sigs; /* sent in order once its stdout says "ready" */
+	int nsigs;
 };
 
 static void prog_child(const struct prog_run *pr)
@@ -110,6 +112,7 @@ static int run_prog(const struct prog_run *pr, struct prog_out *r)
 	close(errp[1]);
 	/* Read both until EOF, so the child never blocks on a full pipe. */
 	struct pollfd fds[2] = {{outp[0], POLLIN, 0}, {errp[0], POLLIN, 0}};
+	bool signalled = false;
 	while (fds[0].fd >= 0 || fds[1].fd >= 0) {
 		if (poll(fds, 2, -1) < 0) {
 			if (errno == EINTR)
@@ -120,6 +123,11 @@ static int run_prog(const struct prog_run *pr, struct prog_out *r)
 			fds[0].fd = -1;
 		if (fds[1].revents && !slurp(errp[0], &r->err, &elen, &ecap))
 			fds[1].fd = -1;
+		if (pr->nsigs && !signalled && strstr(r->out, "ready\n")) {
+			for (int i = 0; i < pr->nsigs; i++)
+				kill(pid, pr->sigs[i]);
+			signalled = true;
+		}
 	}
 	close(outp[0]);
 	close(errp[0]);
@@ -470,54 +478,6 @@ TEST(usage_errors)
 /* ------------------------------------------------------------------------ */
 
 /*
- * Run shutdown_main with argv in a child, its stdout captured; once it has
- * printed "ready", send it the signals in sigs, in order; then collect the
- * rest. 0, or -errno if it could not be started or never got ready.
- */
-static int run_shutdown(char *const argv[], const int *sigs, int nsigs, struct prog_out *r)
-{
-	int outp[2];
-	size_t len = 0, cap = 65536;
-	pid_t pid;
-
-	memset(r, 0, sizeof(*r));
-	r->out = calloc(1, cap);
-	r->err = calloc(1, 1);
-	if (!r->out || !r->err || pipe(outp))
-		return -ENOMEM;
-	fflush(stdout);
-	fflush(stderr);
-	pid = fork();
-	if (pid < 0)
-		return -errno;
-	if (pid == 0) {
-		struct prog_run pr = {.prog_main = shutdown_main};
-
-		dup2(outp[1], STDOUT_FILENO);
-		close(outp[0]);
-		close(outp[1]);
-		for (int i = 0; i < 7 && argv[i]; i++)
-			pr.argv[i] = argv[i];
-		prog_child(&pr);
-	}
-	close(outp[1]);
-	bool ready = false;
-	while (!ready && slurp(outp[0], &r->out, &len, &cap))
-		ready = strstr(r->out, "ready\n") != NULL;
-	for (int i = 0; ready && i < nsigs; i++)
-		kill(pid, sigs[i]);
-	if (!ready)
-		kill(pid, SIGKILL);
-	while (slurp(outp[0], &r->out, &len, &cap))
-		;
-	close(outp[0]);
-	while (waitpid(pid, &r->status, 0) < 0)
-		if (errno != EINTR)
-			return -errno;
-	return ready ? 0 : -EIO;
-}
-
-/*
  * Run shutdown with argv, send it sigs once it is ready, expect exit code
  * and, in its output, want. TSan holds a signal until the thread enters a
  * call it intercepts, which ringo's raw futex waits are not: there the
@@ -528,9 +488,14 @@ static void expect_shutdown(struct __test_metadata *_metadata, char *const argv[
 {
 	char st_[80];
 
+	struct prog_run pr = {.prog_main = shutdown_main, .sigs = sigs, .nsigs = nsigs};
+
 	if (RT_TSAN)
 		SKIP(return, "TSan defers asynchronous signals past ringo's raw futex waits");
-	ASSERT_EQ(0, run_shutdown(argv, sigs, nsigs, r));
+	for (int i = 0; i < 7 && argv[i]; i++)
+		pr.argv[i] = argv[i];
+	ASSERT_EQ(0, run_prog(&pr, r));
+	ASSERT_NE(NULL, strstr(r->out, "ready\n")) TH_LOG("never ready; stderr:\n%s", r->err);
 	EXPECT_EXIT(r, code);
 	EXPECT_HAS(r->out, want);
 }
