@@ -1474,7 +1474,7 @@ TEST(asyncpreempt_0_sends_no_signal)
 static struct {
 	int sv[2];
 	_Atomic uint32_t stop;
-	_Atomic uint64_t eintr, short_io, bad_data, early_sleeps, kills;
+	_Atomic uint64_t eintr, short_io, bad_data, early_sleeps, kills, rounds;
 	rg_wg wg;
 } ei;
 
@@ -1505,13 +1505,20 @@ static void ei_sleeper(void *arg)
 	rg_wg_done(&ei.wg);
 }
 
-/* A plain thread that signals the process (any of its threads) all along. */
+/* A plain thread that signals the process (any of its threads) once per round trip. */
 static void *ei_killer(void *arg)
 {
+	uint64_t seen = 0;
+
 	while (!atomic_load(&ei.stop)) {
+		uint64_t r = atomic_load(&ei.rounds);
+		if (r == seen) {
+			sched_yield();
+			continue;
+		}
+		seen = r;
 		kill(getpid(), rg_preempt_conf.signo);
 		atomic_fetch_add(&ei.kills, 1);
-		usleep(20);
 	}
 	return NULL;
 }
@@ -1551,6 +1558,7 @@ static void ei_main(void *arg)
 				atomic_fetch_add(&ei.bad_data, 1);
 				break;
 			}
+		atomic_fetch_add(&ei.rounds, 1);
 	}
 	atomic_store(&ei.stop, 1);
 	shutdown(ei.sv[0], SHUT_RDWR);
